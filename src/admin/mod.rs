@@ -1,0 +1,1 @@
+//! The admin HTTP server: metrics, health, customer API.

@@ -1,0 +1,3 @@
+//! Per-endpoint batching policy, rate limits and queues.
+pub mod policy;
+pub mod ratelimit;

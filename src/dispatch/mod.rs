@@ -1,0 +1,3 @@
+//! HTTP dispatch: outcome classification and the SSRF guard.
+pub mod classify;
+pub mod ssrf;

@@ -1,0 +1,1 @@
+//! License events: model, decoding, validation, customer payloads.

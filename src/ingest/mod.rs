@@ -1,0 +1,2 @@
+//! Input consumption and at-least-once offset bookkeeping.
+pub mod offsets;

@@ -1,0 +1,1 @@
+//! Kafka client helpers and topic administration.

@@ -1,0 +1,1 @@
+//! Records hookrelay writes to Kafka: retry/dead-letter envelopes, attempts, notifications.

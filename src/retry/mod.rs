@@ -1,0 +1,3 @@
+//! Retry tiers, dead letters and the circuit breaker.
+pub mod breaker;
+pub mod schedule;

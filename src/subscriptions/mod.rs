@@ -1,0 +1,1 @@
+//! The subscriptions table and the fan-out join.

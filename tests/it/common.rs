@@ -1,0 +1,85 @@
+//! Shared helpers for the integration tests: the broker address, unique topic names and
+//! small admin/produce/consume helpers built directly on rdkafka.
+
+#![allow(dead_code)]
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+
+/// The broker started by `scripts/kafka start` (override with HOOKRELAY_TEST_BOOTSTRAP).
+pub fn bootstrap() -> String {
+    std::env::var("HOOKRELAY_TEST_BOOTSTRAP").unwrap_or_else(|_| "127.0.0.1:19092".to_owned())
+}
+
+/// A topic (or group, or directory) name no other test or run uses.
+pub fn unique(prefix: &str) -> String {
+    static SEQ: AtomicU32 = AtomicU32::new(0);
+    let n = SEQ.fetch_add(1, Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("{prefix}-{}-{n}-{:x}", std::process::id(), nanos & 0xff_ffff)
+}
+
+pub fn client_config() -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", bootstrap());
+    c
+}
+
+pub fn admin() -> AdminClient<DefaultClientContext> {
+    client_config()
+        .create()
+        .expect("admin client (is the broker up? run scripts/kafka start)")
+}
+
+/// Creates a topic with the given partitions and configs and waits for it.
+pub async fn create_topic(name: &str, partitions: i32, configs: &[(&str, &str)]) {
+    let mut topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
+    for (k, v) in configs {
+        topic = topic.set(k, v);
+    }
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    let results = admin()
+        .create_topics([&topic], &opts)
+        .await
+        .expect("create_topics request failed (is the broker up? run scripts/kafka start)");
+    for r in results {
+        r.unwrap_or_else(|(t, e)| panic!("creating topic {t}: {e}"));
+    }
+}
+
+pub fn producer() -> FutureProducer {
+    client_config()
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", "5")
+        .create()
+        .expect("producer")
+}
+
+/// Produces one record and waits for the broker's acknowledgement.
+pub async fn produce(
+    producer: &FutureProducer,
+    topic: &str,
+    key: Option<&[u8]>,
+    value: Option<&[u8]>,
+) {
+    let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic);
+    if let Some(k) = key {
+        record = record.key(k);
+    }
+    if let Some(v) = value {
+        record = record.payload(v);
+    }
+    producer
+        .send(record, Duration::from_secs(30))
+        .await
+        .unwrap_or_else(|(e, _)| panic!("produce to {topic}: {e}"));
+}

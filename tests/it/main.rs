@@ -1,0 +1,11 @@
+//! Integration tests against a real Apache Kafka broker (`scripts/kafka start`).
+//!
+//! One test binary (not one per file) so the statically linked RocksDB and librdkafka are
+//! linked once. Each test uses its own uniquely named topics.
+
+mod common;
+
+mod config_check;
+mod contract;
+mod subscriptions;
+mod topics;
