@@ -1,1 +1,14 @@
 //! Records hookrelay writes to Kafka: retry/dead-letter envelopes, attempts, notifications.
+//!
+//! Every record is Avro single-object encoded with a versioned schema from `schemas/`
+//! (embedded in the binary), so other consumers can read them with any Avro library and
+//! older records stay readable after a schema change.
+
+pub mod attempt;
+pub mod avro;
+pub mod envelope;
+pub mod notification;
+
+pub use attempt::AttemptRecord;
+pub use envelope::{AttemptSummary, DeliveryEnvelope};
+pub use notification::{ENDPOINT_DISABLED, EndpointNotification};

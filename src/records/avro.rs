@@ -1,0 +1,689 @@
+//! Versioned Avro schemas and Avro single-object encoding, shared by every record type.
+//!
+//! Each record type embeds every schema version it ever released (`include_str!`), so the
+//! binary needs no schema files and can always read what an older build wrote. Records are
+//! written with the highest (current) version in [single-object encoding]: `C3 01`, the
+//! writer schema's 8-byte CRC-64-AVRO (Rabin) fingerprint in little-endian order, then the
+//! datum. A reader finds the writer version by that fingerprint and resolves the datum into
+//! the current schema (Avro schema resolution: added fields take their defaults).
+//!
+//! [single-object encoding]: https://avro.apache.org/docs/1.12.0/specification/#single-object-encoding
+
+use std::fmt;
+use std::io::ErrorKind;
+use std::sync::OnceLock;
+
+use apache_avro::Schema;
+use apache_avro::error::CompatibilityError;
+use apache_avro::rabin::Rabin;
+use apache_avro::reader::datum::GenericDatumReader;
+use apache_avro::schema::ResolvedSchema;
+use apache_avro::schema_compatibility::{Compatibility, SchemaCompatibility};
+use apache_avro::types::Value;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// The two marker bytes that open every single-object encoded record.
+pub const SINGLE_OBJECT_MAGIC: [u8; 2] = [0xC3, 0x01];
+
+/// Marker plus fingerprint: the bytes before the datum.
+pub const SINGLE_OBJECT_HEADER_LEN: usize = 10;
+
+/// A schema's CRC-64-AVRO (Rabin) fingerprint, in the little-endian byte order single-object
+/// encoding writes it.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Fingerprint(pub [u8; 8]);
+
+impl Fingerprint {
+    fn of(schema: &Schema) -> Self {
+        let fp = schema.fingerprint::<Rabin>();
+        let mut bytes = [0u8; 8];
+        // Rabin always yields 8 bytes; copying through the shorter length keeps this total.
+        let n = fp.bytes.len().min(8);
+        bytes[..n].copy_from_slice(&fp.bytes[..n]);
+        Self(bytes)
+    }
+}
+
+impl fmt::Display for Fingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for b in self.0 {
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Fingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Fingerprint({self})")
+    }
+}
+
+/// Why a schema set could not be built or a record not encoded or decoded.
+#[derive(Debug, thiserror::Error)]
+pub enum AvroError {
+    /// A shipped schema file does not parse or does not resolve its named types.
+    #[error("{schema} schema v{version} is not a valid Avro schema")]
+    Schema {
+        schema: &'static str,
+        version: u32,
+        #[source]
+        source: apache_avro::Error,
+    },
+    /// The version list itself is wrong (empty, unordered, or two identical versions).
+    #[error("{schema} schema versions are unusable: {problem}")]
+    Versions {
+        schema: &'static str,
+        problem: &'static str,
+    },
+    /// An older version cannot be fully read by the current one: releasing it would strand
+    /// records already written.
+    #[error("{schema} schema v{version} data cannot be read with the current v{current}")]
+    Incompatible {
+        schema: &'static str,
+        version: u32,
+        current: u32,
+        #[source]
+        source: Option<CompatibilityError>,
+    },
+    /// The bytes do not start with the single-object marker.
+    #[error("{schema} record is not Avro single-object encoded")]
+    NotSingleObject { schema: &'static str },
+    /// The record names a writer schema this build does not know.
+    #[error("{schema} record was written with an unknown schema (fingerprint {fingerprint})")]
+    UnknownFingerprint {
+        schema: &'static str,
+        fingerprint: Fingerprint,
+    },
+    /// A caller asked for a writer version this build does not ship.
+    #[error("{schema} has no schema version {version}")]
+    UnknownVersion { schema: &'static str, version: u32 },
+    /// The record ends before its datum does.
+    #[error("{schema} v{version} record is truncated")]
+    Truncated {
+        schema: &'static str,
+        version: u32,
+        #[source]
+        source: Option<apache_avro::Error>,
+    },
+    /// The datum does not decode with its writer schema, or does not fit the Rust type.
+    #[error("{schema} v{version} record is malformed")]
+    Malformed {
+        schema: &'static str,
+        version: u32,
+        #[source]
+        source: apache_avro::Error,
+    },
+    /// Bytes are left over after the datum: the writer used a different schema than its
+    /// header claims.
+    #[error("{schema} v{version} record has {extra} bytes after the datum")]
+    TrailingBytes {
+        schema: &'static str,
+        version: u32,
+        extra: usize,
+    },
+    /// The value does not fit the current schema (a programming error in the caller).
+    #[error("cannot encode a {schema} v{version} record")]
+    Encode {
+        schema: &'static str,
+        version: u32,
+        #[source]
+        source: apache_avro::Error,
+    },
+}
+
+/// One released version of a schema.
+struct Version {
+    number: u32,
+    schema: Schema,
+    fingerprint: Fingerprint,
+}
+
+/// Every released version of one record schema; the highest is current.
+pub struct VersionedSchema {
+    name: &'static str,
+    /// Ascending by version number; never empty.
+    versions: Vec<Version>,
+}
+
+impl fmt::Debug for VersionedSchema {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut list = f.debug_map();
+        for v in &self.versions {
+            list.entry(&v.number, &v.fingerprint);
+        }
+        list.finish()?;
+        write!(f, " ({})", self.name)
+    }
+}
+
+impl VersionedSchema {
+    /// Parses every released version and checks that each older one can be read with the
+    /// current one (Avro backward compatibility), so an incompatible schema fails at start-up
+    /// rather than on the first old record.
+    ///
+    /// `sources`: (version, schema JSON) for every version ever released, ascending. Schemas
+    /// are embedded with `include_str!("../../schemas/x.vN.avsc")` so the binary needs no files.
+    pub fn new(name: &'static str, sources: &[(u32, &'static str)]) -> Result<Self, AvroError> {
+        if sources.is_empty() {
+            return Err(AvroError::Versions {
+                schema: name,
+                problem: "no versions given",
+            });
+        }
+        if sources.windows(2).any(|w| w[0].0 >= w[1].0) {
+            return Err(AvroError::Versions {
+                schema: name,
+                problem: "versions must be strictly ascending",
+            });
+        }
+        let mut versions = Vec::with_capacity(sources.len());
+        for &(number, json) in sources {
+            let schema_err = |source| AvroError::Schema {
+                schema: name,
+                version: number,
+                source,
+            };
+            let parsed = Schema::parse_str(json).map_err(schema_err)?;
+            let fingerprint = Fingerprint::of(&parsed);
+            if versions
+                .iter()
+                .any(|v: &Version| v.fingerprint == fingerprint)
+            {
+                return Err(AvroError::Versions {
+                    schema: name,
+                    problem: "two versions have the same canonical form",
+                });
+            }
+            // Named-type references must resolve now, not on the first record.
+            ResolvedSchema::new(&parsed).map_err(schema_err)?;
+            versions.push(Version {
+                number,
+                schema: parsed,
+                fingerprint,
+            });
+        }
+        let this = Self { name, versions };
+        let current = this.current_entry();
+        for old in &this.versions {
+            let check = SchemaCompatibility::can_read(&old.schema, &current.schema);
+            match check {
+                Ok(Compatibility::Full) => {}
+                Ok(Compatibility::Partial) => {
+                    return Err(AvroError::Incompatible {
+                        schema: name,
+                        version: old.number,
+                        current: current.number,
+                        source: None,
+                    });
+                }
+                Err(e) => {
+                    return Err(AvroError::Incompatible {
+                        schema: name,
+                        version: old.number,
+                        current: current.number,
+                        source: Some(e),
+                    });
+                }
+            }
+        }
+        Ok(this)
+    }
+
+    /// The name given at construction, used in error messages.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// The schema records are written with.
+    pub fn current(&self) -> &Schema {
+        &self.current_entry().schema
+    }
+
+    /// The number of the current version.
+    pub fn current_version(&self) -> u32 {
+        self.current_entry().number
+    }
+
+    /// Every version, ascending: number, schema, fingerprint.
+    pub fn versions(&self) -> impl Iterator<Item = (u32, &Schema, Fingerprint)> {
+        self.versions
+            .iter()
+            .map(|v| (v.number, &v.schema, v.fingerprint))
+    }
+
+    /// The fingerprint of a version, if this build ships it.
+    pub fn fingerprint(&self, version: u32) -> Option<Fingerprint> {
+        self.version(version).ok().map(|v| v.fingerprint)
+    }
+
+    /// Single-object encoding of `value` with the current schema.
+    pub fn encode<T: Serialize>(&self, value: &T) -> Result<Vec<u8>, AvroError> {
+        self.encode_version(self.current_version(), value)
+    }
+
+    /// Single-object encoding with an older version, for producers pinned to it and for tests
+    /// that prove old data still reads.
+    pub fn encode_version<T: Serialize>(
+        &self,
+        version: u32,
+        value: &T,
+    ) -> Result<Vec<u8>, AvroError> {
+        let v = self.version(version)?;
+        let mut out = Vec::with_capacity(256);
+        out.extend_from_slice(&SINGLE_OBJECT_MAGIC);
+        out.extend_from_slice(&v.fingerprint.0);
+        self.write_datum(v, value, &mut out)?;
+        Ok(out)
+    }
+
+    /// The bare datum (no header) with the current schema, for framings that carry the
+    /// schema identity elsewhere (Confluent's schema id).
+    pub fn encode_datum<T: Serialize>(&self, value: &T) -> Result<Vec<u8>, AvroError> {
+        let mut out = Vec::with_capacity(256);
+        self.write_datum(self.current_entry(), value, &mut out)?;
+        Ok(out)
+    }
+
+    /// Decodes a single-object record written with any known version, resolved into the
+    /// current schema.
+    pub fn decode<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T, AvroError> {
+        let (v, datum) = self.split_header(bytes)?;
+        self.read_datum(v, datum)
+    }
+
+    /// Decodes a raw datum written with `writer_version` (used for Confluent framing, where
+    /// the schema id, not a fingerprint, names the writer).
+    pub fn decode_datum<T: DeserializeOwned>(
+        &self,
+        writer_version: u32,
+        datum: &[u8],
+    ) -> Result<T, AvroError> {
+        self.read_datum(self.version(writer_version)?, datum)
+    }
+
+    /// Decodes a single-object record into a generic Avro value conforming to the current
+    /// schema, for tools that do not know the Rust type.
+    pub fn decode_value(&self, bytes: &[u8]) -> Result<Value, AvroError> {
+        let (v, datum) = self.split_header(bytes)?;
+        let current = self.current_entry();
+        let mut reader = datum;
+        let value = GenericDatumReader::builder(&v.schema)
+            .reader_schema(&current.schema)
+            .build()
+            .and_then(|r| r.read_value(&mut reader))
+            .map_err(|e| self.read_error(v.number, e))?;
+        self.expect_end(v.number, reader)?;
+        Ok(value)
+    }
+
+    /// True when `bytes` carry the single-object marker and a full header.
+    pub fn is_single_object(bytes: &[u8]) -> bool {
+        bytes.len() >= SINGLE_OBJECT_HEADER_LEN && bytes[..2] == SINGLE_OBJECT_MAGIC
+    }
+
+    fn current_entry(&self) -> &Version {
+        // `new` refuses an empty list, so the last entry always exists.
+        &self.versions[self.versions.len() - 1]
+    }
+
+    fn version(&self, number: u32) -> Result<&Version, AvroError> {
+        self.versions
+            .iter()
+            .find(|v| v.number == number)
+            .ok_or(AvroError::UnknownVersion {
+                schema: self.name,
+                version: number,
+            })
+    }
+
+    fn split_header<'b>(&self, bytes: &'b [u8]) -> Result<(&Version, &'b [u8]), AvroError> {
+        if !bytes.starts_with(&SINGLE_OBJECT_MAGIC) {
+            return Err(AvroError::NotSingleObject { schema: self.name });
+        }
+        let Some((fp, datum)) = bytes[2..].split_first_chunk::<8>() else {
+            return Err(AvroError::Truncated {
+                schema: self.name,
+                version: 0,
+                source: None,
+            });
+        };
+        let fingerprint = Fingerprint(*fp);
+        let v = self
+            .versions
+            .iter()
+            .find(|v| v.fingerprint == fingerprint)
+            .ok_or(AvroError::UnknownFingerprint {
+                schema: self.name,
+                fingerprint,
+            })?;
+        Ok((v, datum))
+    }
+
+    fn write_datum<T: Serialize>(
+        &self,
+        v: &Version,
+        value: &T,
+        out: &mut Vec<u8>,
+    ) -> Result<(), AvroError> {
+        ResolvedSchema::new(&v.schema)
+            .and_then(|resolved| {
+                apache_avro::write_avro_datum_ref(&v.schema, resolved.get_names(), value, out)
+            })
+            .map(drop)
+            .map_err(|source| AvroError::Encode {
+                schema: self.name,
+                version: v.number,
+                source,
+            })
+    }
+
+    fn read_datum<T: DeserializeOwned>(&self, v: &Version, datum: &[u8]) -> Result<T, AvroError> {
+        let current = self.current_entry();
+        let mut reader = datum;
+        let decoded = if v.number == current.number {
+            // Same schema on both sides: deserialize straight from the bytes, no resolution.
+            GenericDatumReader::builder(&v.schema)
+                .build()
+                .and_then(|r| r.read_deser::<T>(&mut reader))
+        } else {
+            GenericDatumReader::builder(&v.schema)
+                .reader_schema(&current.schema)
+                .build()
+                .and_then(|r| r.read_value(&mut reader))
+                .and_then(|value| apache_avro::from_value::<T>(&value))
+        };
+        let value = decoded.map_err(|e| self.read_error(v.number, e))?;
+        self.expect_end(v.number, reader)?;
+        Ok(value)
+    }
+
+    fn expect_end(&self, version: u32, rest: &[u8]) -> Result<(), AvroError> {
+        if rest.is_empty() {
+            Ok(())
+        } else {
+            Err(AvroError::TrailingBytes {
+                schema: self.name,
+                version,
+                extra: rest.len(),
+            })
+        }
+    }
+
+    /// Running out of bytes surfaces as an I/O `UnexpectedEof` somewhere in the cause chain;
+    /// everything else is a malformed datum.
+    fn read_error(&self, version: u32, e: apache_avro::Error) -> AvroError {
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+        while let Some(c) = cause {
+            if c.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == ErrorKind::UnexpectedEof)
+            {
+                return AvroError::Truncated {
+                    schema: self.name,
+                    version,
+                    source: Some(e),
+                };
+            }
+            cause = c.source();
+        }
+        AvroError::Malformed {
+            schema: self.name,
+            version,
+            source: e,
+        }
+    }
+}
+
+/// A record type's schema versions embedded in the binary, parsed on first use.
+///
+/// Declared as a `static` next to the record type:
+/// `static SCHEMA: EmbeddedSchema = EmbeddedSchema::new("x", &[(1, include_str!(..))]);`.
+/// A build whose embedded schemas do not parse returns the same error on every use (they are
+/// re-parsed rather than cached), and the record modules' tests catch that before release.
+pub struct EmbeddedSchema {
+    name: &'static str,
+    sources: &'static [(u32, &'static str)],
+    built: OnceLock<VersionedSchema>,
+}
+
+impl EmbeddedSchema {
+    pub const fn new(name: &'static str, sources: &'static [(u32, &'static str)]) -> Self {
+        Self {
+            name,
+            sources,
+            built: OnceLock::new(),
+        }
+    }
+
+    /// The parsed schema set.
+    pub fn get(&self) -> Result<&VersionedSchema, AvroError> {
+        if let Some(s) = self.built.get() {
+            return Ok(s);
+        }
+        let s = VersionedSchema::new(self.name, self.sources)?;
+        Ok(self.built.get_or_init(|| s))
+    }
+
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// The embedded (version, schema JSON) list.
+    pub fn sources(&self) -> &'static [(u32, &'static str)] {
+        self.sources
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    const V1: &str = r#"{"type":"record","name":"Widget","namespace":"test.hookrelay","fields":[
+        {"name":"id","type":"string"},
+        {"name":"count","type":"long"},
+        {"name":"note","type":["null","string"],"default":null}
+    ]}"#;
+    const V2: &str = r#"{"type":"record","name":"Widget","namespace":"test.hookrelay","fields":[
+        {"name":"id","type":"string"},
+        {"name":"count","type":"long"},
+        {"name":"note","type":["null","string"],"default":null},
+        {"name":"tags","type":{"type":"array","items":"string"},"default":[]},
+        {"name":"colour","type":{"type":"enum","name":"Colour","symbols":["RED","BLUE"]},"default":"RED"}
+    ]}"#;
+    /// Adds a required field without a default: old records could not be read.
+    const V3_BROKEN: &str = r#"{"type":"record","name":"Widget","namespace":"test.hookrelay","fields":[
+        {"name":"id","type":"string"},
+        {"name":"count","type":"long"},
+        {"name":"weight","type":"double"}
+    ]}"#;
+
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    struct WidgetV1 {
+        id: String,
+        count: i64,
+        note: Option<String>,
+    }
+
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    enum Colour {
+        RED,
+        BLUE,
+    }
+
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    struct Widget {
+        id: String,
+        count: i64,
+        note: Option<String>,
+        tags: Vec<String>,
+        colour: Colour,
+    }
+
+    fn widgets() -> VersionedSchema {
+        VersionedSchema::new("widget", &[(1, V1), (2, V2)]).unwrap()
+    }
+
+    fn sample() -> Widget {
+        Widget {
+            id: "w_1".into(),
+            count: -42,
+            note: Some("hello".into()),
+            tags: vec!["a".into(), "b".into()],
+            colour: Colour::BLUE,
+        }
+    }
+
+    #[test]
+    fn round_trips_with_the_current_version() {
+        let s = widgets();
+        let bytes = s.encode(&sample()).unwrap();
+        assert!(VersionedSchema::is_single_object(&bytes));
+        assert_eq!(&bytes[2..10], &s.fingerprint(2).unwrap().0);
+        assert_eq!(s.decode::<Widget>(&bytes).unwrap(), sample());
+    }
+
+    #[test]
+    fn header_is_the_spec_marker_and_little_endian_rabin() {
+        // The Avro spec's own example: the fingerprint of "int" is 0x7275d51a3f395c8f,
+        // written little-endian after C3 01.
+        let s = VersionedSchema::new("int", &[(1, r#""int""#)]).unwrap();
+        let bytes = s.encode(&7i32).unwrap();
+        assert_eq!(
+            bytes[..10],
+            [0xC3, 0x01, 0x8f, 0x5c, 0x39, 0x3f, 0x1a, 0xd5, 0x75, 0x72]
+        );
+        assert_eq!(bytes[10..], [14]); // zig-zag 7
+    }
+
+    #[test]
+    fn old_writer_data_takes_new_defaults() {
+        let s = widgets();
+        let old = WidgetV1 {
+            id: "w_9".into(),
+            count: 3,
+            note: None,
+        };
+        let bytes = s.encode_version(1, &old).unwrap();
+        assert_eq!(&bytes[2..10], &s.fingerprint(1).unwrap().0);
+        let read: Widget = s.decode(&bytes).unwrap();
+        assert_eq!(
+            read,
+            Widget {
+                id: "w_9".into(),
+                count: 3,
+                note: None,
+                tags: vec![],
+                colour: Colour::RED,
+            }
+        );
+        // The same datum through the Confluent-style path.
+        let read: Widget = s.decode_datum(1, &bytes[10..]).unwrap();
+        assert_eq!(read.id, "w_9");
+    }
+
+    #[test]
+    fn generic_values_conform_to_the_current_schema() {
+        let s = widgets();
+        let bytes = s
+            .encode_version(
+                1,
+                &WidgetV1 {
+                    id: "x".into(),
+                    count: 1,
+                    note: Some("n".into()),
+                },
+            )
+            .unwrap();
+        let value = s.decode_value(&bytes).unwrap();
+        assert!(value.validate(s.current()));
+    }
+
+    #[test]
+    fn unknown_fingerprint_is_reported_as_such() {
+        let s = widgets();
+        let mut bytes = s.encode(&sample()).unwrap();
+        bytes[5] ^= 0xff;
+        let err = s.decode::<Widget>(&bytes).unwrap_err();
+        assert!(matches!(err, AvroError::UnknownFingerprint { .. }), "{err}");
+    }
+
+    #[test]
+    fn truncation_malformation_and_trailing_bytes_are_distinguished() {
+        let s = widgets();
+        let bytes = s.encode(&sample()).unwrap();
+
+        let err = s.decode::<Widget>(&bytes[..bytes.len() - 3]).unwrap_err();
+        assert!(matches!(err, AvroError::Truncated { .. }), "{err:?}");
+        let err = s.decode::<Widget>(&bytes[..6]).unwrap_err();
+        assert!(matches!(err, AvroError::Truncated { .. }), "{err:?}");
+
+        let mut extra = bytes.clone();
+        extra.push(0);
+        let err = s.decode::<Widget>(&extra).unwrap_err();
+        assert!(
+            matches!(err, AvroError::TrailingBytes { extra: 1, .. }),
+            "{err:?}"
+        );
+
+        // The enum index (last byte) pointing past the symbols.
+        let mut bad = bytes.clone();
+        *bad.last_mut().unwrap() = 0x10;
+        let err = s.decode::<Widget>(&bad).unwrap_err();
+        assert!(matches!(err, AvroError::Malformed { .. }), "{err:?}");
+
+        let err = s.decode::<Widget>(b"{\"id\":1}").unwrap_err();
+        assert!(matches!(err, AvroError::NotSingleObject { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn incompatible_or_misordered_versions_are_refused_at_construction() {
+        let err = VersionedSchema::new("widget", &[(1, V1), (2, V2), (3, V3_BROKEN)]).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                AvroError::Incompatible {
+                    version: 1,
+                    current: 3,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        let err = VersionedSchema::new("widget", &[(2, V2), (1, V1)]).unwrap_err();
+        assert!(matches!(err, AvroError::Versions { .. }), "{err:?}");
+        let err = VersionedSchema::new("widget", &[(1, V1), (2, V1)]).unwrap_err();
+        assert!(matches!(err, AvroError::Versions { .. }), "{err:?}");
+        let err = VersionedSchema::new("widget", &[(1, "{not json")]).unwrap_err();
+        assert!(
+            matches!(err, AvroError::Schema { version: 1, .. }),
+            "{err:?}"
+        );
+        let err = VersionedSchema::new("widget", &[]).unwrap_err();
+        assert!(matches!(err, AvroError::Versions { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn unknown_versions_and_wrong_shapes_fail_cleanly() {
+        let s = widgets();
+        assert!(matches!(
+            s.decode_datum::<Widget>(7, &[]),
+            Err(AvroError::UnknownVersion { version: 7, .. })
+        ));
+        assert!(matches!(
+            s.encode(&WidgetV1 {
+                id: "x".into(),
+                count: 1,
+                note: None
+            }),
+            Err(AvroError::Encode { .. })
+        ));
+    }
+
+    #[test]
+    fn schema_sets_are_shareable_across_threads() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<VersionedSchema>();
+    }
+}
