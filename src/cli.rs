@@ -1,1 +1,124 @@
-//! Command-line interface.
+//! The command line: parses arguments, loads the config, and calls into the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use crate::config::Config;
+use crate::kafka::topics::{self, TopicReport};
+
+#[derive(Debug, Parser)]
+#[command(name = "hookrelay", version, about = "License events from Kafka to signed webhook deliveries")]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the service against a real Kafka cluster until SIGTERM/Ctrl-C.
+    Run {
+        /// A TOML file overriding the built-in defaults (see config/defaults.toml).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Create every topic hookrelay uses; report existing topics whose settings differ.
+    Topics {
+        #[command(subcommand)]
+        command: TopicsCommand,
+    },
+    /// The whole pipeline on an in-process Kafka with sample receivers, and live progress.
+    Demo(crate::demo::DemoOptions),
+    /// Inspect configuration.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TopicsCommand {
+    /// Create missing topics (idempotent). Exits 1 if an existing topic's settings differ.
+    Create {
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Validate a config file and print the effective configuration, secrets masked.
+    Check { file: PathBuf },
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Run { config } => {
+            let config = Config::load(config.as_deref())?;
+            crate::telemetry::logging::init(&config.log);
+            let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+            runtime.block_on(async {
+                let shutdown = crate::app::shutdown_on_signals();
+                crate::app::run(config, prometheus::Registry::new(), shutdown, |started| {
+                    tracing::info!(admin = %started.admin_addr, "hookrelay is running");
+                })
+                .await
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Demo(options) => {
+            let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+            runtime.block_on(crate::demo::run(options))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Config {
+            command: ConfigCommand::Check { file },
+        } => {
+            let config = Config::load(Some(&file))?;
+            print!("{}", config.to_masked_toml());
+            eprintln!("{}: valid", file.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Topics {
+            command: TopicsCommand::Create { config },
+        } => {
+            let config = Config::load(config.as_deref())?;
+            anyhow::ensure!(
+                config.kafka_configured(),
+                "kafka.bootstrap_servers is empty: set it in the config file or HOOKRELAY__KAFKA__BOOTSTRAP_SERVERS"
+            );
+            let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+            let reports = runtime.block_on(async {
+                let admin = crate::kafka::client_config(&config.kafka)
+                    .create()
+                    .context("creating the Kafka admin client")?;
+                topics::ensure_topics(&admin, &topics::topic_specs(&config))
+                    .await
+                    .map_err(anyhow::Error::from)
+            })?;
+            print!("{}", topics::render_reports(&reports));
+            let differs = reports
+                .iter()
+                .any(|(_, r)| matches!(r, TopicReport::Differs(_)));
+            Ok(if differs {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+    }
+}

@@ -1,1 +1,450 @@
-//! Configuration.
+//! The typed configuration tree: embedded defaults (`config/defaults.toml`), then an
+//! optional TOML file, then `HOOKRELAY__SECTION__KEY` environment variables, validated once.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Format, Toml};
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+use crate::event::CodecConfig;
+
+/// The defaults, compiled in so the binary runs without any file.
+pub const DEFAULTS: &str = include_str!("../config/defaults.toml");
+
+/// Environment variables with this prefix override keys: `HOOKRELAY__DELIVERY__TIMEOUT=3s`.
+pub const ENV_PREFIX: &str = "HOOKRELAY__";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Load(#[from] Box<figment::Error>),
+    #[error("configuration key `{key}`: {message}")]
+    Invalid { key: &'static str, message: String },
+    #[error("configuration file {path}: {source}")]
+    File {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+fn invalid(key: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key,
+        message: message.into(),
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub kafka: KafkaConfig,
+    pub topics: TopicsConfig,
+    pub retry: RetryConfig,
+    pub delivery: DeliveryConfig,
+    pub subscriptions: SubscriptionsConfig,
+    pub codec: CodecConfig,
+    pub admin: AdminConfig,
+    pub log: LogConfig,
+    pub shutdown: ShutdownConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaConfig {
+    pub bootstrap_servers: String,
+    pub group_id: String,
+    pub client_id: String,
+    #[serde(default)]
+    pub properties: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopicsConfig {
+    pub events: String,
+    pub subscriptions: String,
+    pub invalid: String,
+    pub dead_letter: String,
+    pub attempts: String,
+    pub notifications: String,
+    pub replication_factor: u16,
+    pub partitions: PartitionsConfig,
+    pub retention: RetentionConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartitionsConfig {
+    pub events: u16,
+    pub subscriptions: u16,
+    pub invalid: u16,
+    pub retry: u16,
+    pub dead_letter: u16,
+    pub attempts: u16,
+    pub notifications: u16,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionConfig {
+    #[serde(with = "humantime_serde")]
+    pub invalid: Duration,
+    #[serde(with = "humantime_serde")]
+    pub dead_letter: Duration,
+    #[serde(with = "humantime_serde")]
+    pub attempts: Duration,
+    #[serde(with = "humantime_serde")]
+    pub notifications: Duration,
+    #[serde(with = "humantime_serde")]
+    pub retry_minimum: Duration,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetryConfig {
+    pub tiers: Vec<RetryTier>,
+    pub breaker_threshold: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RetryTier {
+    pub topic: String,
+    #[serde(with = "humantime_serde")]
+    pub delay: Duration,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliveryConfig {
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    pub response_body_limit: usize,
+    pub max_in_flight: usize,
+    pub endpoint_backlog: usize,
+    pub endpoint_concurrency: u32,
+    pub endpoint_rate_limit: f64,
+    pub ssrf_allowlist: Vec<IpNet>,
+    pub batch: BatchConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchConfig {
+    pub max_events: usize,
+    pub max_bytes: usize,
+    #[serde(with = "humantime_serde")]
+    pub linger: Duration,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubscriptionsConfig {
+    pub data_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    pub listen: SocketAddr,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    pub filter: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShutdownConfig {
+    #[serde(with = "humantime_serde")]
+    pub drain_timeout: Duration,
+}
+
+impl Config {
+    /// Defaults, then `file` (if given), then the environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let env: Vec<(String, String)> = std::env::vars().collect();
+        Self::load_from(file, &env)
+    }
+
+    /// Like [`Config::load`] with the environment passed in, so tests need not touch the
+    /// process environment.
+    pub fn load_from(file: Option<&Path>, env: &[(String, String)]) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Toml::string(DEFAULTS));
+        if let Some(path) = file {
+            // Read it ourselves: figment silently ignores a missing file.
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::File {
+                path: path.to_owned(),
+                source,
+            })?;
+            figment = figment.merge(Toml::string(&text));
+        }
+        figment = figment.merge(env_provider(env));
+        let config: Config = figment.extract().map_err(Box::new)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks what the types cannot say. Each error names the key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let t = &self.topics;
+        let mut names: Vec<(&'static str, &str)> = vec![
+            ("topics.events", &t.events),
+            ("topics.subscriptions", &t.subscriptions),
+            ("topics.invalid", &t.invalid),
+            ("topics.dead_letter", &t.dead_letter),
+            ("topics.attempts", &t.attempts),
+            ("topics.notifications", &t.notifications),
+        ];
+        names.extend(self.retry.tiers.iter().map(|tier| ("retry.tiers", tier.topic.as_str())));
+        for (key, name) in &names {
+            validate_topic_name(key, name)?;
+        }
+        for (i, (key, name)) in names.iter().enumerate() {
+            if names[..i].iter().any(|(_, other)| other == name) {
+                return Err(invalid(key, format!("topic {name:?} is used twice")));
+            }
+        }
+        if t.replication_factor == 0 {
+            return Err(invalid("topics.replication_factor", "must be at least 1"));
+        }
+        let p = &t.partitions;
+        for (key, n) in [
+            ("topics.partitions.events", p.events),
+            ("topics.partitions.subscriptions", p.subscriptions),
+            ("topics.partitions.invalid", p.invalid),
+            ("topics.partitions.retry", p.retry),
+            ("topics.partitions.dead_letter", p.dead_letter),
+            ("topics.partitions.attempts", p.attempts),
+            ("topics.partitions.notifications", p.notifications),
+        ] {
+            if n == 0 {
+                return Err(invalid(key, "must be at least 1"));
+            }
+        }
+        if self.retry.tiers.is_empty() {
+            return Err(invalid("retry.tiers", "needs at least one tier"));
+        }
+        for pair in self.retry.tiers.windows(2) {
+            if pair[1].delay <= pair[0].delay {
+                return Err(invalid(
+                    "retry.tiers",
+                    format!(
+                        "delays must grow from tier to tier ({} is not longer than {})",
+                        humantime::format_duration(pair[1].delay),
+                        humantime::format_duration(pair[0].delay)
+                    ),
+                ));
+            }
+        }
+        if self.retry.tiers.iter().any(|t| t.delay.is_zero()) {
+            return Err(invalid("retry.tiers", "a delay must be longer than zero"));
+        }
+        if self.retry.breaker_threshold == 0 {
+            return Err(invalid("retry.breaker_threshold", "must be at least 1"));
+        }
+        let d = &self.delivery;
+        if d.timeout.is_zero() {
+            return Err(invalid("delivery.timeout", "must be longer than zero"));
+        }
+        if d.max_in_flight == 0 {
+            return Err(invalid("delivery.max_in_flight", "must be at least 1"));
+        }
+        if d.endpoint_backlog == 0 {
+            return Err(invalid("delivery.endpoint_backlog", "must be at least 1"));
+        }
+        if d.endpoint_concurrency == 0 {
+            return Err(invalid("delivery.endpoint_concurrency", "must be at least 1"));
+        }
+        if !d.endpoint_rate_limit.is_finite() || d.endpoint_rate_limit < 0.0 {
+            return Err(invalid(
+                "delivery.endpoint_rate_limit",
+                "must be a number of requests per second, or 0 for unlimited",
+            ));
+        }
+        if d.batch.max_events == 0 {
+            return Err(invalid("delivery.batch.max_events", "must be at least 1"));
+        }
+        if d.batch.max_bytes < 1024 {
+            return Err(invalid("delivery.batch.max_bytes", "must be at least 1024"));
+        }
+        if self.kafka.group_id.trim().is_empty() {
+            return Err(invalid("kafka.group_id", "must not be empty"));
+        }
+        if self.subscriptions.data_dir.as_os_str().is_empty() {
+            return Err(invalid("subscriptions.data_dir", "must not be empty"));
+        }
+        tracing_subscriber::EnvFilter::try_new(&self.log.filter)
+            .map_err(|e| invalid("log.filter", e.to_string()))?;
+        Ok(())
+    }
+
+    /// True when no Kafka is configured (only the demo runs like that).
+    pub fn kafka_configured(&self) -> bool {
+        !self.kafka.bootstrap_servers.trim().is_empty()
+    }
+
+    /// The effective configuration as TOML, with secrets masked, for `config check`.
+    pub fn to_masked_toml(&self) -> String {
+        let mut shown = self.clone();
+        for (key, value) in shown.kafka.properties.iter_mut() {
+            if is_secret_key(key) {
+                *value = "***".to_owned();
+            }
+        }
+        toml::to_string_pretty(&shown).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
+    }
+
+    /// Retention of a retry tier's topic: at least twice its delay.
+    pub fn retry_retention(&self, tier: &RetryTier) -> Duration {
+        (tier.delay * 2).max(self.topics.retention.retry_minimum)
+    }
+}
+
+/// librdkafka property names that hold credentials.
+pub fn is_secret_key(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    k.contains("password") || k.contains("secret") || k.contains("sasl.oauthbearer.config")
+}
+
+fn validate_topic_name(key: &'static str, name: &str) -> Result<(), ConfigError> {
+    let ok = !name.is_empty()
+        && name.len() <= 249
+        && name != "."
+        && name != ".."
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(
+            key,
+            format!("{name:?} is not a valid Kafka topic name (letters, digits, . _ -, at most 249)"),
+        ))
+    }
+}
+
+/// `HOOKRELAY__A__B=v` → key `a.b`. Values are parsed like TOML values (numbers, booleans,
+/// arrays), falling back to strings.
+fn env_provider(env: &[(String, String)]) -> figment::providers::Serialized<figment::value::Dict> {
+    let mut root = figment::value::Dict::new();
+    for (name, value) in env {
+        let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
+            continue;
+        };
+        let path: Vec<String> = rest.split("__").map(|p| p.to_ascii_lowercase()).collect();
+        if path.iter().any(|p| p.is_empty()) {
+            continue;
+        }
+        insert_path(&mut root, &path, parse_env_value(value));
+    }
+    figment::providers::Serialized::defaults(root)
+}
+
+fn parse_env_value(raw: &str) -> figment::value::Value {
+    use std::str::FromStr;
+    figment::value::Value::from_str(raw)
+        .unwrap_or_else(|_| figment::value::Value::from(raw.to_owned()))
+}
+
+fn insert_path(dict: &mut figment::value::Dict, path: &[String], value: figment::value::Value) {
+    use figment::value::{Dict, Value};
+    let Some((head, tail)) = path.split_first() else {
+        return;
+    };
+    if tail.is_empty() {
+        dict.insert(head.clone(), value);
+        return;
+    }
+    let entry = dict
+        .entry(head.clone())
+        .or_insert_with(|| Value::from(Dict::new()));
+    if let Value::Dict(_, inner) = entry {
+        insert_path(inner, tail, value);
+    } else {
+        let mut inner = Dict::new();
+        insert_path(&mut inner, tail, value);
+        *entry = Value::from(inner);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_load_and_validate() {
+        let c = Config::load_from(None, &[]).expect("defaults are valid");
+        assert_eq!(c.delivery.timeout, Duration::from_secs(5));
+        assert_eq!(c.retry.tiers.len(), 5);
+        assert_eq!(c.retry.tiers[4].delay, Duration::from_secs(24 * 3600));
+        assert!(!c.kafka_configured());
+    }
+
+    #[test]
+    fn environment_overrides_nested_keys() {
+        let c = Config::load_from(
+            None,
+            &env(&[
+                ("HOOKRELAY__DELIVERY__TIMEOUT", "3s"),
+                ("HOOKRELAY__DELIVERY__BATCH__MAX_EVENTS", "7"),
+                ("HOOKRELAY__KAFKA__BOOTSTRAP_SERVERS", "k1:9092,k2:9092"),
+                ("UNRELATED", "x"),
+            ]),
+        )
+        .expect("valid");
+        assert_eq!(c.delivery.timeout, Duration::from_secs(3));
+        assert_eq!(c.delivery.batch.max_events, 7);
+        assert_eq!(c.kafka.bootstrap_servers, "k1:9092,k2:9092");
+    }
+
+    #[test]
+    fn unknown_environment_key_is_rejected_by_name() {
+        let err = Config::load_from(None, &env(&[("HOOKRELAY__DELIVERY__TIMEOUTT", "3s")]))
+            .expect_err("unknown key");
+        assert!(err.to_string().contains("timeoutt"), "{err}");
+    }
+
+    #[test]
+    fn retry_retention_is_at_least_twice_the_delay() {
+        let c = Config::load_from(None, &[]).expect("valid");
+        for tier in &c.retry.tiers {
+            assert!(c.retry_retention(tier) >= tier.delay * 2);
+        }
+    }
+
+    #[test]
+    fn masked_toml_hides_credentials() {
+        let c = Config::load_from(
+            None,
+            &env(&[("HOOKRELAY__KAFKA__PROPERTIES__SASL.PASSWORD", "hunter2")]),
+        )
+        .expect("valid");
+        let shown = c.to_masked_toml();
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("***"));
+    }
+}

@@ -1,1 +1,160 @@
-//! The admin HTTP server: metrics, health, customer API.
+//! The admin HTTP server: Prometheus `/metrics`, `/healthz` (alive) and `/readyz`
+//! (subscriptions caught up, consumer joined its group, producer healthy).
+//!
+//! The router is built in one function and bound in another, so routes are tested without
+//! a socket.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use prometheus::Registry;
+use tokio::sync::watch;
+
+use crate::telemetry::metrics::render;
+
+/// What `/readyz` checks. Each flag is set by the part it describes.
+#[derive(Debug, Default)]
+pub struct Readiness {
+    pub subscriptions_ready: AtomicBool,
+    pub consumer_assigned: AtomicBool,
+    pub producer_healthy: AtomicBool,
+}
+
+impl Readiness {
+    fn report(&self) -> (bool, String) {
+        let checks = [
+            ("subscriptions", self.subscriptions_ready.load(Ordering::Acquire)),
+            ("consumer", self.consumer_assigned.load(Ordering::Acquire)),
+            ("producer", self.producer_healthy.load(Ordering::Acquire)),
+        ];
+        let ready = checks.iter().all(|(_, ok)| *ok);
+        let text = checks
+            .iter()
+            .map(|(name, ok)| format!("{name}: {}\n", if *ok { "ok" } else { "not ready" }))
+            .collect();
+        (ready, text)
+    }
+}
+
+#[derive(Clone)]
+pub struct AdminState {
+    pub registry: Registry,
+    pub readiness: Arc<Readiness>,
+}
+
+pub fn router(state: AdminState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .with_state(state)
+}
+
+async fn metrics(State(state): State<AdminState>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        render(&state.registry),
+    )
+}
+
+async fn readyz(State(state): State<AdminState>) -> impl IntoResponse {
+    let (ready, text) = state.readiness.report();
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, text)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error("binding the admin server to {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Binds the admin server (port 0 picks a free port) and serves it until `shutdown` turns
+/// true. Returns the bound address.
+pub async fn serve(
+    addr: SocketAddr,
+    router: Router,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<SocketAddr, AdminError> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| AdminError::Bind { addr, source })?;
+    let bound = listener
+        .local_addr()
+        .map_err(|source| AdminError::Bind { addr, source })?;
+    tokio::spawn(async move {
+        let stop = async move {
+            let _ = shutdown.wait_for(|s| *s).await;
+        };
+        if let Err(e) = axum::serve(listener, router).with_graceful_shutdown(stop).await {
+            tracing::error!(error = %e, "admin server failed");
+        }
+    });
+    Ok(bound)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::http::Request;
+    use tower::ServiceExt;
+
+    fn state() -> AdminState {
+        AdminState {
+            registry: Registry::new(),
+            readiness: Arc::new(Readiness::default()),
+        }
+    }
+
+    async fn get_status(router: Router, path: &str) -> (StatusCode, String) {
+        let response = router
+            .oneshot(Request::get(path).body(Body::empty()).expect("request"))
+            .await
+            .expect("response");
+        let status = response.status();
+        let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .expect("body");
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    #[tokio::test]
+    async fn readyz_reports_each_check_until_all_pass() {
+        let s = state();
+        let (status, body) = get_status(router(s.clone()), "/readyz").await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(body.contains("subscriptions: not ready"), "{body}");
+        s.readiness.subscriptions_ready.store(true, Ordering::Release);
+        s.readiness.consumer_assigned.store(true, Ordering::Release);
+        s.readiness.producer_healthy.store(true, Ordering::Release);
+        let (status, _) = get_status(router(s.clone()), "/readyz").await;
+        assert_eq!(status, StatusCode::OK);
+        let (status, _) = get_status(router(s), "/healthz").await;
+        assert_eq!(status, StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn metrics_are_served_in_text_format() {
+        let s = state();
+        let m = crate::telemetry::Metrics::new(&s.registry).expect("metrics");
+        m.events_consumed.inc();
+        let (status, body) = get_status(router(s), "/metrics").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(body.contains("hookrelay_events_consumed_total 1"), "{body}");
+    }
+}

@@ -1,3 +1,4 @@
-//! HTTP dispatch: outcome classification and the SSRF guard.
+//! HTTP dispatch: the pooled client, outcome classification and the SSRF guard.
 pub mod classify;
+pub mod client;
 pub mod ssrf;

@@ -1,2 +1,4 @@
 //! Input consumption and at-least-once offset bookkeeping.
+pub mod book;
+pub mod consumer;
 pub mod offsets;

@@ -83,3 +83,41 @@ pub async fn produce(
         .await
         .unwrap_or_else(|(e, _)| panic!("produce to {topic}: {e}"));
 }
+
+/// Every record currently in `topic` (all partitions, from the beginning): reads until no
+/// record arrives for a second.
+pub fn read_all(topic: &str) -> Vec<rdkafka::message::OwnedMessage> {
+    use rdkafka::Message;
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let consumer: BaseConsumer = client_config()
+        .set("group.id", unique("reader"))
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .expect("consumer");
+    consumer.subscribe(&[topic]).expect("subscribe");
+    let mut out = Vec::new();
+    let mut idle_since = std::time::Instant::now();
+    let started = std::time::Instant::now();
+    loop {
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(m)) => {
+                out.push(m.detach());
+                idle_since = std::time::Instant::now();
+            }
+            Some(Err(e)) => panic!("reading {topic}: {e}"),
+            None => {
+                // The first assignment takes a moment; only count idleness after it.
+                let assigned = consumer.assignment().map(|a| a.count() > 0).unwrap_or(false);
+                if assigned && idle_since.elapsed() > Duration::from_secs(1) && !out.is_empty() {
+                    break;
+                }
+                if started.elapsed() > Duration::from_secs(8) {
+                    break;
+                }
+            }
+        }
+    }
+    let _ = out.iter().map(|m| m.offset()).count();
+    out
+}

@@ -4,8 +4,12 @@
 //! linked once. Each test uses its own uniquely named topics.
 
 mod common;
+mod harness;
+mod receiver;
 
 mod config_check;
 mod contract;
+mod delivery;
+mod retry;
 mod subscriptions;
 mod topics;

@@ -1,0 +1,298 @@
+//! Load scenario against the real broker and loopback sinks: how fast hookrelay delivers
+//! signed webhooks, compared with a bare pooled HTTP client posting to the same sinks, and
+//! how much healthy endpoints slow down when 20% of endpoints hang.
+//!
+//!   eval "$(scripts/kafka start)"
+//!   CARGO_TARGET_DIR=/var/cache/hookrelay/target cargo bench --bench load
+//!
+//! Settings (environment): LOAD_EVENTS (default 40000), LOAD_ENDPOINTS (default 50).
+//! Each scenario uses fresh topics. Prints one line per scenario and the ratios.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::Path;
+use axum::routing::post;
+use hookrelay::config::Config;
+use hookrelay::event::{EventData, EventType, LicenseEvent, encode_avro};
+use hookrelay::ids::{AccountId, EndpointId, EventId};
+use hookrelay::kafka::topics::{ensure_topics, topic_specs};
+use hookrelay::subscriptions::{Batching, Endpoint, EndpointSecret};
+use prometheus::Registry;
+use rdkafka::ClientConfig;
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use tokio::sync::watch;
+
+fn bootstrap() -> String {
+    std::env::var("HOOKRELAY_TEST_BOOTSTRAP").unwrap_or_else(|_| "127.0.0.1:19092".to_owned())
+}
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Counts requests per sink path; `hang/...` paths never answer.
+#[derive(Clone, Default)]
+struct Sinks {
+    healthy: Arc<AtomicU64>,
+    healthy_events: Arc<AtomicU64>,
+}
+
+async fn start_sinks(sinks: Sinks) -> std::net::SocketAddr {
+    let s = sinks.clone();
+    let app = Router::new()
+        .route(
+            "/ok/{n}",
+            post(move |Path(_n): Path<u32>, body: axum::body::Bytes| {
+                let s = s.clone();
+                async move {
+                    s.healthy.fetch_add(1, Ordering::Relaxed);
+                    // A batch body carries several events; count them without parsing JSON.
+                    let events = memchr_count(&body, b"\"id\":\"evt_").max(1);
+                    s.healthy_events.fetch_add(events as u64, Ordering::Relaxed);
+                    "ok"
+                }
+            }),
+        )
+        .route(
+            "/hang/{n}",
+            post(|Path(_n): Path<u32>| async {
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+                "late"
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind sinks");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    addr
+}
+
+fn memchr_count(hay: &[u8], needle: &[u8]) -> usize {
+    hay.windows(needle.len()).filter(|w| *w == needle).count()
+}
+
+fn config(batching: bool) -> (Config, tempfile::TempDir) {
+    let p = format!("load-{}-{}", std::process::id(), Instant::now().elapsed().as_nanos() ^ rand_u32());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let env: Vec<(String, String)> = [
+        ("HOOKRELAY__KAFKA__BOOTSTRAP_SERVERS", bootstrap()),
+        ("HOOKRELAY__KAFKA__GROUP_ID", format!("{p}-g")),
+        ("HOOKRELAY__TOPICS__REPLICATION_FACTOR", "1".to_owned()),
+        ("HOOKRELAY__TOPICS__EVENTS", format!("{p}-events")),
+        ("HOOKRELAY__TOPICS__SUBSCRIPTIONS", format!("{p}-subs")),
+        ("HOOKRELAY__TOPICS__INVALID", format!("{p}-invalid")),
+        ("HOOKRELAY__TOPICS__DEAD_LETTER", format!("{p}-dlq")),
+        ("HOOKRELAY__TOPICS__ATTEMPTS", format!("{p}-attempts")),
+        ("HOOKRELAY__TOPICS__NOTIFICATIONS", format!("{p}-ntf")),
+        ("HOOKRELAY__TOPICS__PARTITIONS__EVENTS", "4".to_owned()),
+        ("HOOKRELAY__TOPICS__PARTITIONS__RETRY", "2".to_owned()),
+        (
+            "HOOKRELAY__RETRY__TIERS",
+            format!(r#"[{{topic="{p}-r1",delay="1h"}}]"#),
+        ),
+        ("HOOKRELAY__DELIVERY__SSRF_ALLOWLIST", r#"["127.0.0.0/8"]"#.to_owned()),
+        ("HOOKRELAY__DELIVERY__ENDPOINT_RATE_LIMIT", "0".to_owned()),
+        ("HOOKRELAY__DELIVERY__ENDPOINT_CONCURRENCY", "8".to_owned()),
+        (
+            "HOOKRELAY__DELIVERY__BATCH__MAX_EVENTS",
+            if batching { "100" } else { "1" }.to_owned(),
+        ),
+        ("HOOKRELAY__ADMIN__LISTEN", "127.0.0.1:0".to_owned()),
+        ("HOOKRELAY__LOG__FILTER", "warn".to_owned()),
+        (
+            "HOOKRELAY__SUBSCRIPTIONS__DATA_DIR",
+            dir.path().display().to_string(),
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    (Config::load_from(None, &env).expect("config"), dir)
+}
+
+fn rand_u32() -> u128 {
+    u128::from(rand::random::<u32>())
+}
+
+fn producer() -> FutureProducer {
+    ClientConfig::new()
+        .set("bootstrap.servers", bootstrap())
+        .set("linger.ms", "10")
+        .set("batch.num.messages", "10000")
+        .set("queue.buffering.max.messages", "1000000")
+        .create()
+        .expect("producer")
+}
+
+fn sample_event(i: usize, account: &str) -> LicenseEvent {
+    let t = EventType::ALL[i % EventType::ALL.len()];
+    hookrelay::event::sample(
+        EventId::new(format!("evt_load{i:08}")),
+        t,
+        AccountId::from(account),
+    )
+}
+
+struct Outcome {
+    healthy_requests: u64,
+    healthy_events: u64,
+    elapsed: Duration,
+}
+
+/// Runs one scenario: `endpoints` endpoints on one account, `hanging` of them hang; produces
+/// `events` events and measures until the healthy endpoints got all of theirs.
+async fn scenario(events: usize, endpoints: usize, hanging: usize, batching: bool) -> Outcome {
+    let sinks = Sinks::default();
+    let addr = start_sinks(sinks.clone()).await;
+    let (config, _dir) = config(batching);
+    let admin: rdkafka::admin::AdminClient<_> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap())
+        .create()
+        .expect("admin");
+    ensure_topics(&admin, &topic_specs(&config)).await.expect("topics");
+    let producer = producer();
+    let secret = hookrelay::sign::generate_secret();
+    for n in 0..endpoints {
+        let kind = if n < hanging { "hang" } else { "ok" };
+        let ep = Endpoint {
+            id: EndpointId::new(format!("ep_load{n}")),
+            account_id: AccountId::from("acc_load"),
+            url: format!("http://{addr}/{kind}/{n}").parse().expect("url"),
+            description: None,
+            event_types: Vec::new(),
+            secrets: vec![EndpointSecret {
+                secret: secret.clone(),
+                expires_at_ms: None,
+            }],
+            enabled: true,
+            disabled_reason: None,
+            disabled_at_ms: None,
+            rate_limit_per_sec: None,
+            max_concurrency: None,
+            batching: Batching::default(),
+            version: 1,
+            created_at_ms: None,
+            updated_at_ms: None,
+        };
+        hookrelay::subscriptions::publish(&producer, &config.topics.subscriptions, &ep)
+            .await
+            .expect("publish endpoint");
+    }
+    // Produce everything first, so the scenario measures delivery, not the producer.
+    let payloads: Vec<Vec<u8>> = (0..events)
+        .map(|i| encode_avro(&sample_event(i, "acc_load")).expect("encode"))
+        .collect();
+    for (i, p) in payloads.iter().enumerate() {
+        let key = format!("k{}", i % 64);
+        let record = FutureRecord::to(&config.topics.events).key(&key).payload(p);
+        while let Err((e, _)) = producer.send_result(record.clone()) {
+            let _ = e;
+            producer.poll(Duration::from_millis(10));
+        }
+    }
+    producer.flush(Duration::from_secs(60)).expect("flush");
+
+    let registry = Registry::new();
+    let (stop, stop_rx) = watch::channel(false);
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+    let handle = tokio::spawn(hookrelay::app::run(config, registry, stop_rx, move |_| {
+        let _ = ready_tx.send(());
+    }));
+    ready_rx.await.expect("started");
+    let started = Instant::now();
+    let want = (events * (endpoints - hanging)) as u64;
+    let deadline = started + Duration::from_secs(600);
+    while sinks.healthy_events.load(Ordering::Relaxed) < want && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let elapsed = started.elapsed();
+    let _ = stop.send(true);
+    let _ = tokio::time::timeout(Duration::from_secs(30), handle).await;
+    Outcome {
+        healthy_requests: sinks.healthy.load(Ordering::Relaxed),
+        healthy_events: sinks.healthy_events.load(Ordering::Relaxed),
+        elapsed,
+    }
+}
+
+/// A bare pooled reqwest client posting a 600-byte body to the same kind of sink, 64 in flight.
+async fn bare_client(requests: usize) -> f64 {
+    let sinks = Sinks::default();
+    let addr = start_sinks(sinks.clone()).await;
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(64)
+        .build()
+        .expect("client");
+    let body = bytes::Bytes::from(vec![b'x'; 600]);
+    let url = format!("http://{addr}/ok/0");
+    let next = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..64 {
+        let (client, body, url, next) = (client.clone(), body.clone(), url.clone(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            while next.fetch_add(1, Ordering::Relaxed) < requests as u64 {
+                let _ = client.post(&url).body(body.clone()).send().await;
+            }
+        }));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    requests as f64 / started.elapsed().as_secs_f64()
+}
+
+fn main() {
+    let events = env_usize("LOAD_EVENTS", 40_000);
+    let endpoints = env_usize("LOAD_ENDPOINTS", 50);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let bare = bare_client(100_000).await;
+        println!("bare reqwest, 64 in flight, 600 B:          {bare:>9.0} req/s");
+
+        let per_endpoint = events / endpoints;
+        let single = scenario(per_endpoint * endpoints / 4, endpoints, 0, false).await;
+        let single_rate = single.healthy_requests as f64 / single.elapsed.as_secs_f64();
+        println!(
+            "hookrelay, batching off, {endpoints} endpoints:         {single_rate:>9.0} signed req/s ({} requests in {:.1} s)  ratio to bare {:.2}",
+            single.healthy_requests,
+            single.elapsed.as_secs_f64(),
+            single_rate / bare
+        );
+
+        let healthy = scenario(events / 10, endpoints, 0, true).await;
+        let healthy_rate = healthy.healthy_events as f64 / healthy.elapsed.as_secs_f64();
+        println!(
+            "hookrelay, batching on, none hanging:        {healthy_rate:>9.0} deliveries/s ({} events in {} requests, {:.1} s)",
+            healthy.healthy_events,
+            healthy.healthy_requests,
+            healthy.elapsed.as_secs_f64()
+        );
+        let hanging = endpoints / 5;
+        let slowed = scenario(events / 10, endpoints, hanging, true).await;
+        let slowed_rate = slowed.healthy_events as f64 / slowed.elapsed.as_secs_f64();
+        println!(
+            "hookrelay, batching on, {hanging} of {endpoints} hanging:      {slowed_rate:>9.0} deliveries/s to healthy endpoints ({:.1} s)",
+            slowed.elapsed.as_secs_f64()
+        );
+        // Normalise per healthy endpoint: with 20% hanging there are fewer healthy ones.
+        let per_healthy_none = healthy_rate / endpoints as f64;
+        let per_healthy_hang = slowed_rate / (endpoints - hanging) as f64;
+        println!(
+            "healthy endpoints keep {:.0}% of their delivery rate with 20% of endpoints hanging",
+            100.0 * per_healthy_hang / per_healthy_none
+        );
+    });
+}

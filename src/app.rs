@@ -1,0 +1,168 @@
+//! Wiring: builds every part from the config and runs them until shutdown. This is the
+//! only place that knows how the parts fit together.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use anyhow::Context;
+use prometheus::Registry;
+use rdkafka::producer::{FutureProducer, Producer};
+use tokio::sync::watch;
+use tracing::info;
+
+use crate::admin::{self, AdminState, Readiness};
+use crate::batch::queue::{Dispatcher, Shared};
+use crate::config::Config;
+use crate::dispatch::client::HttpSender;
+use crate::event::EventDecoder;
+use crate::ingest::consumer::{Ingest, IngestParts};
+use crate::kafka;
+use crate::retry::handoff::Handoff;
+use crate::retry::schedule::RetrySchedule;
+use crate::subscriptions::{Store, SubscriptionTable};
+use crate::telemetry::Metrics;
+
+/// What a running instance exposes to its caller (the CLI, the demo, tests).
+pub struct Started {
+    pub admin_addr: SocketAddr,
+    pub table: Arc<SubscriptionTable>,
+    pub readiness: Arc<Readiness>,
+}
+
+/// Runs hookrelay until `shutdown` turns true: follows the subscriptions table, consumes
+/// the input topic and the retry tiers, delivers, and serves the admin endpoints.
+/// `on_started` is called once the admin server is bound and the table is ready.
+pub async fn run(
+    config: Config,
+    registry: Registry,
+    shutdown: watch::Receiver<bool>,
+    on_started: impl FnOnce(&Started),
+) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        config.kafka_configured(),
+        "kafka.bootstrap_servers is empty: set it in the config file or HOOKRELAY__KAFKA__BOOTSTRAP_SERVERS (or run `hookrelay demo`)"
+    );
+    let metrics = Metrics::new(&registry).context("registering metrics")?;
+    let readiness = Arc::new(Readiness::default());
+    let admin_addr = admin::serve(
+        config.admin.listen,
+        admin::router(AdminState {
+            registry: registry.clone(),
+            readiness: readiness.clone(),
+        }),
+        shutdown.clone(),
+    )
+    .await?;
+    info!(%admin_addr, "admin server listening (/metrics, /healthz, /readyz)");
+
+    let client = kafka::client_config(&config.kafka);
+    let store = Store::open(&config.subscriptions.data_dir, &config.topics.subscriptions)
+        .with_context(|| format!("opening the subscriptions table in {}", config.subscriptions.data_dir.display()))?;
+    let (table, follower) = SubscriptionTable::start(client.clone(), &config.topics.subscriptions, store)
+        .await
+        .context("starting the subscriptions table")?;
+    table.wait_ready().await.context("catching up with the subscriptions topic")?;
+    readiness.subscriptions_ready.store(true, Ordering::Release);
+    metrics.subscriptions_ready.set(1);
+    info!(endpoints = table.len(), "subscriptions table ready");
+
+    let producer: FutureProducer = kafka::durable_producer_config(&config.kafka)
+        .create()
+        .context("creating the producer")?;
+    readiness.producer_healthy.store(true, Ordering::Release);
+    let schedule = RetrySchedule::new(config.retry.tiers.iter().map(|t| t.delay).collect())
+        .context("retry.tiers")?;
+    let handoff = Arc::new(Handoff::new(
+        producer.clone(),
+        &config,
+        schedule,
+        table.clone(),
+        metrics.clone(),
+    ));
+    let dispatcher = Arc::new(Dispatcher::new(Arc::new(Shared {
+        http: HttpSender::new(&config.delivery)?,
+        table: table.clone(),
+        handoff: handoff.clone(),
+        metrics: metrics.clone(),
+        config: config.delivery.clone(),
+    })));
+    let ingest = Ingest::new(IngestParts {
+        client,
+        group_id: config.kafka.group_id.clone(),
+        events_topic: config.topics.events.clone(),
+        tier_topics: config.retry.tiers.iter().map(|t| t.topic.clone()).collect(),
+        decoder: EventDecoder::new(&config.codec).context("codec.confluent_schema_ids")?,
+        table: table.clone(),
+        dispatcher,
+        handoff,
+        metrics: metrics.clone(),
+        max_in_flight: config.delivery.max_in_flight,
+        readiness: readiness.clone(),
+    })?;
+
+    let watch_health = {
+        let (table, producer, readiness, metrics) =
+            (table.clone(), producer.clone(), readiness.clone(), metrics.clone());
+        let mut shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tokio::select! {
+                    _ = shutdown.wait_for(|s| *s) => return,
+                    _ = tick.tick() => {}
+                }
+                metrics.subscriptions_endpoints.set(table.len() as i64);
+                let healthy = producer.client().fatal_error().is_none();
+                readiness.producer_healthy.store(healthy, Ordering::Release);
+            }
+        })
+    };
+
+    on_started(&Started {
+        admin_addr,
+        table: table.clone(),
+        readiness: readiness.clone(),
+    });
+    let result = ingest.run(shutdown, config.shutdown.drain_timeout).await;
+    watch_health.abort();
+    // Whatever the attempts log still holds goes out before we exit.
+    let _ = producer.flush(Duration::from_secs(5));
+    table.shutdown();
+    let _ = follower.await;
+    result.map_err(Into::into)
+}
+
+/// A shutdown signal that turns true on SIGTERM or Ctrl-C.
+pub fn shutdown_on_signals() -> watch::Receiver<bool> {
+    let (tx, rx) = watch::channel(false);
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        info!("shutdown requested");
+        let _ = tx.send(true);
+    });
+    rx
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,173 @@
+//! The HTTP side of dispatch: one pooled reqwest client that posts signed requests with a
+//! timeout, follows no redirects, connects only to addresses the SSRF guard admitted, and
+//! reads at most a small part of the response body.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use reqwest::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER};
+
+use crate::config::DeliveryConfig;
+use crate::dispatch::classify::AttemptResult;
+use crate::dispatch::ssrf::{GuardedResolver, Refusal, SsrfGuard};
+use crate::sign::SignedHeaders;
+
+/// What one request produced.
+#[derive(Debug)]
+pub struct Exchange {
+    pub result: AttemptResult,
+    /// The start of the response body, lossily decoded, for the attempts log.
+    pub snippet: Option<String>,
+    pub latency: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("building the HTTP client: {0}")]
+    Build(#[source] reqwest::Error),
+}
+
+#[derive(Clone)]
+pub struct HttpSender {
+    client: reqwest::Client,
+    guard: Arc<SsrfGuard>,
+    body_limit: usize,
+}
+
+/// `User-Agent` of every request.
+pub const USER_AGENT: &str = concat!("hookrelay/", env!("CARGO_PKG_VERSION"));
+
+impl HttpSender {
+    pub fn new(config: &DeliveryConfig) -> Result<Self, ClientError> {
+        let guard = SsrfGuard::new(config.ssrf_allowlist.clone());
+        let client = reqwest::Client::builder()
+            .timeout(config.timeout)
+            .connect_timeout(config.timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(USER_AGENT)
+            // Endpoints are customer servers: never route them through an ambient proxy.
+            .no_proxy()
+            .tcp_nodelay(true)
+            .pool_max_idle_per_host(64)
+            .pool_idle_timeout(Duration::from_secs(60))
+            .dns_resolver(GuardedResolver::new(guard.clone()))
+            .build()
+            .map_err(ClientError::Build)?;
+        Ok(Self {
+            client,
+            guard: Arc::new(guard),
+            body_limit: config.response_body_limit,
+        })
+    }
+
+    /// Posts `body` to `url` with the signature headers. Never fails: every failure is an
+    /// [`AttemptResult`] the classifier decides on.
+    pub async fn post(&self, url: &str, headers: &SignedHeaders, body: Bytes) -> Exchange {
+        let started = Instant::now();
+        let parsed = match url::Url::parse(url) {
+            Ok(u) => u,
+            Err(e) => {
+                return Exchange {
+                    result: AttemptResult::Other(format!("invalid endpoint URL: {e}")),
+                    snippet: None,
+                    latency: started.elapsed(),
+                };
+            }
+        };
+        // Hosts given as IP literals never reach the resolver, so check them here.
+        if let Err(refusal) = self.guard.check_url(&parsed) {
+            return Exchange {
+                result: AttemptResult::Refused(refusal.to_string()),
+                snippet: None,
+                latency: started.elapsed(),
+            };
+        }
+        let request = self
+            .client
+            .post(parsed)
+            .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
+            .header("webhook-id", &headers.webhook_id)
+            .header("webhook-timestamp", &headers.webhook_timestamp)
+            .header("webhook-signature", &headers.webhook_signature)
+            .header("x-signature-sha256", &headers.x_signature_sha256)
+            .body(body);
+        let response = match request.send().await {
+            Ok(r) => r,
+            Err(e) => {
+                return Exchange {
+                    result: error_result(&e),
+                    snippet: None,
+                    latency: started.elapsed(),
+                };
+            }
+        };
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let snippet = read_capped(response, self.body_limit).await;
+        Exchange {
+            result: AttemptResult::Response {
+                status,
+                retry_after,
+            },
+            snippet,
+            latency: started.elapsed(),
+        }
+    }
+}
+
+fn error_result(e: &reqwest::Error) -> AttemptResult {
+    if let Some(refusal) = Refusal::find(e) {
+        return if refusal.is_policy() {
+            AttemptResult::Refused(refusal.to_string())
+        } else {
+            AttemptResult::Connect(refusal.to_string())
+        };
+    }
+    if e.is_timeout() {
+        AttemptResult::Timeout
+    } else if e.is_connect() {
+        AttemptResult::Connect(error_chain(e))
+    } else {
+        AttemptResult::Other(error_chain(e))
+    }
+}
+
+/// The error and its causes on one line (reqwest's own message alone says little).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+/// Reads at most `limit` bytes of the body and drops the rest (a huge or endless response
+/// must not cost memory). A body that fails midway still yields what arrived.
+async fn read_capped(mut response: reqwest::Response, limit: usize) -> Option<String> {
+    if limit == 0 {
+        return None;
+    }
+    let mut buf = Vec::new();
+    while buf.len() < limit {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                let take = chunk.len().min(limit - buf.len());
+                buf.extend_from_slice(&chunk[..take]);
+            }
+            Ok(None) | Err(_) => break,
+        }
+    }
+    if buf.is_empty() {
+        None
+    } else {
+        Some(String::from_utf8_lossy(&buf).into_owned())
+    }
+}

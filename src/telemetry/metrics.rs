@@ -1,0 +1,220 @@
+//! Every Prometheus metric hookrelay exports, defined once and registered into a registry
+//! that is passed in. Labels are bounded sets (outcome, reason, tier, status class,
+//! partition); endpoint, account and event ids go in log spans, never in labels.
+
+use prometheus::{
+    Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
+    Opts, Registry,
+};
+
+/// The names of every metric, for documentation and for the dashboard/alert tests.
+pub const METRIC_NAMES: &[&str] = &[
+    "hookrelay_events_consumed_total",
+    "hookrelay_events_invalid_total",
+    "hookrelay_deliveries_total",
+    "hookrelay_attempts_total",
+    "hookrelay_request_duration_seconds",
+    "hookrelay_end_to_end_latency_seconds",
+    "hookrelay_batch_size",
+    "hookrelay_retry_scheduled_total",
+    "hookrelay_retry_waiting",
+    "hookrelay_retry_overdue",
+    "hookrelay_dead_lettered_total",
+    "hookrelay_endpoints_disabled_total",
+    "hookrelay_in_flight_deliveries",
+    "hookrelay_consumer_lag",
+    "hookrelay_subscriptions_endpoints",
+    "hookrelay_subscriptions_ready",
+];
+
+#[derive(Clone)]
+pub struct Metrics {
+    /// Input records read from the events topic.
+    pub events_consumed: IntCounter,
+    /// Input records dead-ended on the invalid-records topic, by reason.
+    pub events_invalid: IntCounterVec,
+    /// Deliveries (one per event and endpoint, before batching) by final outcome of this
+    /// process's handling: delivered, retry_scheduled, dead_lettered, dropped.
+    pub deliveries: IntCounterVec,
+    /// HTTP attempts by outcome (success, failure, refused) and status class (2xx..5xx,
+    /// timeout, connect, other).
+    pub attempts: IntCounterVec,
+    pub request_duration: Histogram,
+    /// Event `created` to the 2xx that delivered it.
+    pub end_to_end_latency: Histogram,
+    /// Events per request.
+    pub batch_size: Histogram,
+    pub retry_scheduled: IntCounterVec,
+    /// Records held by a tier worker waiting for their due time, by tier.
+    pub retry_waiting: IntGaugeVec,
+    /// Records held past their due time by more than a second (a stuck or overloaded worker).
+    pub retry_overdue: IntGaugeVec,
+    pub dead_lettered: IntCounterVec,
+    pub endpoints_disabled: IntCounterVec,
+    pub in_flight: IntGauge,
+    /// Consumer lag per topic partition, from librdkafka statistics.
+    pub consumer_lag: IntGaugeVec,
+    pub subscriptions_endpoints: IntGauge,
+    pub subscriptions_ready: IntGauge,
+}
+
+impl Metrics {
+    /// Creates the metrics and registers them. Fails only if the names clash with metrics
+    /// already in `registry`.
+    pub fn new(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let counter_vec = |name: &str, help: &str, labels: &[&str]| {
+            IntCounterVec::new(Opts::new(name, help), labels)
+        };
+        let m = Metrics {
+            events_consumed: IntCounter::new(
+                "hookrelay_events_consumed_total",
+                "Input records read from the events topic.",
+            )?,
+            events_invalid: counter_vec(
+                "hookrelay_events_invalid_total",
+                "Input records sent to the invalid-records topic, by reason.",
+                &["reason"],
+            )?,
+            deliveries: counter_vec(
+                "hookrelay_deliveries_total",
+                "Deliveries (event x endpoint) by outcome.",
+                &["outcome"],
+            )?,
+            attempts: counter_vec(
+                "hookrelay_attempts_total",
+                "HTTP attempts by outcome and status class.",
+                &["outcome", "status_class"],
+            )?,
+            request_duration: Histogram::with_opts(
+                HistogramOpts::new(
+                    "hookrelay_request_duration_seconds",
+                    "Time from sending a webhook request to its response or failure.",
+                )
+                .buckets(vec![
+                    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+                ]),
+            )?,
+            end_to_end_latency: Histogram::with_opts(
+                HistogramOpts::new(
+                    "hookrelay_end_to_end_latency_seconds",
+                    "Time from an event's created timestamp to the 2xx that delivered it.",
+                )
+                .buckets(vec![
+                    0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 15.0, 60.0, 300.0, 1800.0, 7200.0,
+                    86400.0,
+                ]),
+            )?,
+            batch_size: Histogram::with_opts(
+                HistogramOpts::new("hookrelay_batch_size", "Events per webhook request.")
+                    .buckets(vec![1.0, 2.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0]),
+            )?,
+            retry_scheduled: counter_vec(
+                "hookrelay_retry_scheduled_total",
+                "Deliveries written to a retry tier, by tier.",
+                &["tier"],
+            )?,
+            retry_waiting: IntGaugeVec::new(
+                Opts::new(
+                    "hookrelay_retry_waiting",
+                    "Retry records held until their due time, by tier.",
+                ),
+                &["tier"],
+            )?,
+            retry_overdue: IntGaugeVec::new(
+                Opts::new(
+                    "hookrelay_retry_overdue",
+                    "Retry records more than a second past their due time, by tier.",
+                ),
+                &["tier"],
+            )?,
+            dead_lettered: counter_vec(
+                "hookrelay_dead_lettered_total",
+                "Deliveries written to the dead-letter topic, by reason.",
+                &["reason"],
+            )?,
+            endpoints_disabled: counter_vec(
+                "hookrelay_endpoints_disabled_total",
+                "Endpoints this process disabled, by reason.",
+                &["reason"],
+            )?,
+            in_flight: IntGauge::new(
+                "hookrelay_in_flight_deliveries",
+                "Deliveries held in memory: queued or being sent.",
+            )?,
+            consumer_lag: IntGaugeVec::new(
+                Opts::new(
+                    "hookrelay_consumer_lag",
+                    "Records between the committed offset and the high watermark.",
+                ),
+                &["topic", "partition"],
+            )?,
+            subscriptions_endpoints: IntGauge::new(
+                "hookrelay_subscriptions_endpoints",
+                "Endpoints in the local subscriptions table.",
+            )?,
+            subscriptions_ready: IntGauge::new(
+                "hookrelay_subscriptions_ready",
+                "1 once the subscriptions table caught up with the topic.",
+            )?,
+        };
+        registry.register(Box::new(m.events_consumed.clone()))?;
+        registry.register(Box::new(m.events_invalid.clone()))?;
+        registry.register(Box::new(m.deliveries.clone()))?;
+        registry.register(Box::new(m.attempts.clone()))?;
+        registry.register(Box::new(m.request_duration.clone()))?;
+        registry.register(Box::new(m.end_to_end_latency.clone()))?;
+        registry.register(Box::new(m.batch_size.clone()))?;
+        registry.register(Box::new(m.retry_scheduled.clone()))?;
+        registry.register(Box::new(m.retry_waiting.clone()))?;
+        registry.register(Box::new(m.retry_overdue.clone()))?;
+        registry.register(Box::new(m.dead_lettered.clone()))?;
+        registry.register(Box::new(m.endpoints_disabled.clone()))?;
+        registry.register(Box::new(m.in_flight.clone()))?;
+        registry.register(Box::new(m.consumer_lag.clone()))?;
+        registry.register(Box::new(m.subscriptions_endpoints.clone()))?;
+        registry.register(Box::new(m.subscriptions_ready.clone()))?;
+        Ok(m)
+    }
+
+    /// A private registry with the metrics in it, for tests and benches.
+    pub fn unregistered() -> Self {
+        // Registering into a fresh registry cannot clash.
+        Self::new(&Registry::new()).unwrap_or_else(|e| unreachable!("fresh registry: {e}"))
+    }
+}
+
+/// Renders a registry in the Prometheus text format.
+pub fn render(registry: &Registry) -> String {
+    use prometheus::Encoder;
+    let mut buf = Vec::new();
+    let encoder = prometheus::TextEncoder::new();
+    if encoder.encode(&registry.gather(), &mut buf).is_err() {
+        return String::new();
+    }
+    String::from_utf8(buf).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_named_metric_is_registered() {
+        let registry = Registry::new();
+        let m = Metrics::new(&registry).expect("register");
+        // Vec metrics only appear once a label set is used.
+        m.events_invalid.with_label_values(&["x"]).inc();
+        m.deliveries.with_label_values(&["x"]).inc();
+        m.attempts.with_label_values(&["x", "y"]).inc();
+        m.retry_scheduled.with_label_values(&["x"]).inc();
+        m.retry_waiting.with_label_values(&["x"]).set(1);
+        m.retry_overdue.with_label_values(&["x"]).set(1);
+        m.dead_lettered.with_label_values(&["x"]).inc();
+        m.endpoints_disabled.with_label_values(&["x"]).inc();
+        m.consumer_lag.with_label_values(&["t", "0"]).set(1);
+        let text = render(&registry);
+        for name in METRIC_NAMES {
+            assert!(text.contains(name), "{name} missing from\n{text}");
+        }
+    }
+}

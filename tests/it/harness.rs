@@ -1,0 +1,171 @@
+//! Runs hookrelay inside the test process against the real broker: a config with topics
+//! unique to the test, retry tiers scaled to seconds, the admin server on port 0, and a
+//! private RocksDB directory; plus helpers to register endpoints and produce events.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hookrelay::config::Config;
+use hookrelay::ids::{AccountId, EndpointId, Secret};
+use hookrelay::kafka::topics::{ensure_topics, topic_specs};
+use hookrelay::subscriptions::{Batching, Endpoint, EndpointSecret, SubscriptionTable};
+use prometheus::Registry;
+use rdkafka::producer::FutureProducer;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::common::{self, unique};
+
+/// A config for one test: unique topic names and group, tiers in seconds.
+pub fn test_config(tiers_secs: &[u64], overrides: &[(&str, &str)]) -> (Config, tempfile::TempDir) {
+    let p = unique("hr");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tiers: Vec<String> = tiers_secs
+        .iter()
+        .enumerate()
+        .map(|(i, s)| format!(r#"{{topic="{p}-retry-{i}",delay="{s}s"}}"#))
+        .collect();
+    let mut env: Vec<(String, String)> = [
+        ("HOOKRELAY__KAFKA__BOOTSTRAP_SERVERS", common::bootstrap()),
+        ("HOOKRELAY__KAFKA__GROUP_ID", format!("{p}-group")),
+        ("HOOKRELAY__TOPICS__REPLICATION_FACTOR", "1".to_owned()),
+        ("HOOKRELAY__TOPICS__EVENTS", format!("{p}-events")),
+        ("HOOKRELAY__TOPICS__SUBSCRIPTIONS", format!("{p}-subs")),
+        ("HOOKRELAY__TOPICS__INVALID", format!("{p}-invalid")),
+        ("HOOKRELAY__TOPICS__DEAD_LETTER", format!("{p}-dlq")),
+        ("HOOKRELAY__TOPICS__ATTEMPTS", format!("{p}-attempts")),
+        ("HOOKRELAY__TOPICS__NOTIFICATIONS", format!("{p}-notifications")),
+        ("HOOKRELAY__TOPICS__PARTITIONS__EVENTS", "4".to_owned()),
+        ("HOOKRELAY__TOPICS__PARTITIONS__SUBSCRIPTIONS", "2".to_owned()),
+        ("HOOKRELAY__TOPICS__PARTITIONS__RETRY", "2".to_owned()),
+        ("HOOKRELAY__RETRY__TIERS", format!("[{}]", tiers.join(","))),
+        ("HOOKRELAY__DELIVERY__SSRF_ALLOWLIST", r#"["127.0.0.0/8"]"#.to_owned()),
+        ("HOOKRELAY__DELIVERY__ENDPOINT_RATE_LIMIT", "0".to_owned()),
+        ("HOOKRELAY__ADMIN__LISTEN", "127.0.0.1:0".to_owned()),
+        ("HOOKRELAY__SHUTDOWN__DRAIN_TIMEOUT", "5s".to_owned()),
+        (
+            "HOOKRELAY__SUBSCRIPTIONS__DATA_DIR",
+            dir.path().join("subs").display().to_string(),
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    for (k, v) in overrides {
+        env.push(((*k).to_owned(), (*v).to_owned()));
+    }
+    let config = Config::load_from(None, &env).expect("test config is valid");
+    (config, dir)
+}
+
+pub async fn create_topics(config: &Config) {
+    ensure_topics(&common::admin(), &topic_specs(config))
+        .await
+        .expect("create topics");
+}
+
+/// hookrelay running in this process.
+pub struct RunningApp {
+    pub admin: SocketAddr,
+    pub registry: Registry,
+    pub table: Arc<SubscriptionTable>,
+    stop: watch::Sender<bool>,
+    handle: JoinHandle<anyhow::Result<()>>,
+}
+
+impl RunningApp {
+    pub async fn start(config: Config) -> RunningApp {
+        let registry = Registry::new();
+        let (stop, stop_rx) = watch::channel(false);
+        let (started_tx, started_rx) = tokio::sync::oneshot::channel();
+        let reg = registry.clone();
+        let handle = tokio::spawn(async move {
+            hookrelay::app::run(config, reg, stop_rx, move |s| {
+                let _ = started_tx.send((s.admin_addr, s.table.clone()));
+            })
+            .await
+        });
+        let (admin, table) = tokio::time::timeout(Duration::from_secs(60), started_rx)
+            .await
+            .expect("hookrelay started within 60 s")
+            .expect("hookrelay failed to start");
+        RunningApp {
+            admin,
+            registry,
+            table,
+            stop,
+            handle,
+        }
+    }
+
+    /// Graceful stop, as on SIGTERM; returns what `run` returned.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(true);
+        tokio::time::timeout(Duration::from_secs(60), self.handle)
+            .await
+            .expect("stopped within 60 s")
+            .expect("run task panicked")
+    }
+
+    pub fn metrics_text(&self) -> String {
+        hookrelay::telemetry::metrics::render(&self.registry)
+    }
+
+    /// The value of a counter or gauge series (summed over labels matching `labels`).
+    pub fn metric(&self, name: &str, labels: &str) -> f64 {
+        metric_value(&self.metrics_text(), name, labels)
+    }
+}
+
+/// Sums the samples of `name` whose label set contains `labels` (e.g. `outcome="delivered"`).
+pub fn metric_value(text: &str, name: &str, labels: &str) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| {
+            l.starts_with(name)
+                && l[name.len()..].starts_with(['{', ' '])
+                && (labels.is_empty() || l.contains(labels))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+pub fn secret() -> Secret {
+    hookrelay::sign::generate_secret()
+}
+
+/// An enabled endpoint subscribed to `types` (empty = all).
+pub fn endpoint(id: &str, account: &str, url: &str, types: &[&str], secret: &Secret) -> Endpoint {
+    Endpoint {
+        id: EndpointId::from(id),
+        account_id: AccountId::from(account),
+        url: url.parse().expect("url"),
+        description: None,
+        event_types: types.iter().map(|t| (*t).to_owned()).collect(),
+        secrets: vec![EndpointSecret {
+            secret: secret.clone(),
+            expires_at_ms: None,
+        }],
+        enabled: true,
+        disabled_reason: None,
+        disabled_at_ms: None,
+        rate_limit_per_sec: None,
+        max_concurrency: None,
+        batching: Batching::default(),
+        version: 1,
+        created_at_ms: None,
+        updated_at_ms: None,
+    }
+}
+
+pub async fn publish_endpoints(config: &Config, endpoints: &[Endpoint]) {
+    let producer: FutureProducer = common::producer();
+    for ep in endpoints {
+        hookrelay::subscriptions::publish(&producer, &config.topics.subscriptions, ep)
+            .await
+            .expect("publish endpoint");
+    }
+}

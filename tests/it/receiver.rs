@@ -1,0 +1,170 @@
+//! A webhook receiver for the tests: an HTTP server on loopback that records every request
+//! (headers and raw body) and answers per endpoint path as the test scripts it: healthy,
+//! failing N times, answering a fixed status, or hanging past the client's timeout.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+
+/// How one endpoint path answers.
+#[derive(Debug, Clone)]
+pub enum Behavior {
+    Healthy,
+    /// Answers `status` to the first `times` requests, then 200.
+    FailTimes { times: u32, status: u16 },
+    /// Always answers this status.
+    Status(u16),
+    /// Never answers (until the test ends).
+    Hang,
+    /// Answers these statuses to successive requests, then 200.
+    Script(Vec<u16>),
+}
+
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub path: String,
+    pub webhook_id: String,
+    pub webhook_timestamp: String,
+    pub webhook_signature: String,
+    pub x_signature_sha256: String,
+    pub user_agent: String,
+    pub body: Bytes,
+    pub at: Instant,
+}
+
+impl Received {
+    /// The event ids in this request: one for a single event, several for a batch.
+    pub fn event_ids(&self) -> Vec<String> {
+        let v: serde_json::Value = serde_json::from_slice(&self.body).expect("JSON body");
+        if v["type"] == "batch" {
+            v["data"]["events"]
+                .as_array()
+                .expect("events array")
+                .iter()
+                .map(|e| e["id"].as_str().expect("id").to_owned())
+                .collect()
+        } else {
+            vec![v["id"].as_str().expect("id").to_owned()]
+        }
+    }
+}
+
+#[derive(Default)]
+struct Inner {
+    behaviors: HashMap<String, Behavior>,
+    counts: HashMap<String, u32>,
+    received: Vec<Received>,
+}
+
+#[derive(Clone)]
+pub struct Receiver {
+    pub addr: SocketAddr,
+    inner: Arc<Mutex<Inner>>,
+}
+
+impl Receiver {
+    pub async fn start() -> Receiver {
+        let inner = Arc::new(Mutex::new(Inner::default()));
+        let app = Router::new()
+            .route("/ep/{name}", post(handle))
+            .with_state(inner.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind receiver");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Receiver { addr, inner }
+    }
+
+    /// The URL of endpoint `name` on this receiver, answering as `behavior`.
+    pub fn endpoint(&self, name: &str, behavior: Behavior) -> String {
+        self.inner
+            .lock()
+            .expect("lock")
+            .behaviors
+            .insert(name.to_owned(), behavior);
+        format!("http://{}/ep/{name}", self.addr)
+    }
+
+    pub fn received(&self) -> Vec<Received> {
+        self.inner.lock().expect("lock").received.clone()
+    }
+
+    pub fn received_by(&self, name: &str) -> Vec<Received> {
+        let path = format!("/ep/{name}");
+        self.received()
+            .into_iter()
+            .filter(|r| r.path == path)
+            .collect()
+    }
+
+    /// Waits until `pred` holds for what was received, or panics after `timeout`.
+    pub async fn wait_for(&self, timeout: Duration, what: &str, pred: impl Fn(&[Received]) -> bool) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if pred(&self.inner.lock().expect("lock").received) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+async fn handle(
+    State(inner): State<Arc<Mutex<Inner>>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> StatusCode {
+    let header = |n: &str| {
+        headers
+            .get(n)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let behavior = {
+        let mut inner = inner.lock().expect("lock");
+        inner.received.push(Received {
+            path: format!("/ep/{name}"),
+            webhook_id: header("webhook-id"),
+            webhook_timestamp: header("webhook-timestamp"),
+            webhook_signature: header("webhook-signature"),
+            x_signature_sha256: header("x-signature-sha256"),
+            user_agent: header("user-agent"),
+            body,
+            at: Instant::now(),
+        });
+        let count = inner.counts.entry(name.clone()).or_default();
+        *count += 1;
+        let n = *count;
+        match inner.behaviors.get(&name).cloned().unwrap_or(Behavior::Healthy) {
+            Behavior::FailTimes { times, status } if n <= times => Behavior::Status(status),
+            Behavior::FailTimes { .. } => Behavior::Healthy,
+            Behavior::Script(statuses) => statuses
+                .get(n as usize - 1)
+                .map_or(Behavior::Healthy, |s| Behavior::Status(*s)),
+            other => other,
+        }
+    };
+    match behavior {
+        Behavior::Healthy | Behavior::FailTimes { .. } | Behavior::Script(_) => StatusCode::OK,
+        Behavior::Status(s) => StatusCode::from_u16(s).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        Behavior::Hang => {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            StatusCode::OK
+        }
+    }
+}
