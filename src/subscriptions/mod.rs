@@ -1,1 +1,28 @@
 //! The subscriptions table and the fan-out join.
+//!
+//! `webhook-subscriptions` is a compacted topic keyed by endpoint id; every instance
+//! materializes all of it into its own RocksDB directory, like a Kafka Streams
+//! GlobalKTable:
+//!
+//! - [`endpoint`]: the record (Avro single-object or JSON), its validation. Pure.
+//! - [`join`]: which endpoints an event goes to. Pure.
+//! - [`store`]: RocksDB: endpoints, the account index and the topic offsets, written
+//!   together so a restart resumes exactly where the data is.
+//! - [`follower`]: the consumer that keeps the store current, readiness, and the writer the
+//!   admin API and circuit breaker use (changes go to the topic, never straight to RocksDB).
+
+pub mod endpoint;
+pub mod follower;
+pub mod join;
+pub mod store;
+
+pub use endpoint::{
+    Batching, Endpoint, EndpointError, EndpointSecret, Op, decode_endpoint, decode_record,
+    encode_endpoint,
+};
+pub use follower::{
+    FollowerState, FollowerStats, Published, SubscriptionError, SubscriptionTable, publish,
+    publish_tombstone,
+};
+pub use join::fan_out;
+pub use store::{ApplyStats, Change, Store, StoreError};
