@@ -394,7 +394,24 @@ impl VersionedSchema {
                 .and_then(|r| r.read_value(&mut reader))
                 .and_then(|value| apache_avro::from_value::<T>(&value))
         };
-        let value = decoded.map_err(|e| self.read_error(v.number, e))?;
+        let value = decoded.map_err(|e| {
+            // The direct deserializer reports running out of bytes as a generic message;
+            // decoding again generically tells truncation apart (only on this error path).
+            let truncated = GenericDatumReader::builder(&v.schema)
+                .build()
+                .and_then(|r| r.read_value(&mut &datum[..]))
+                .err()
+                .is_some_and(|again| is_eof(&again));
+            if truncated {
+                AvroError::Truncated {
+                    schema: self.name,
+                    version: v.number,
+                    source: Some(e),
+                }
+            } else {
+                self.read_error(v.number, e)
+            }
+        })?;
         self.expect_end(v.number, reader)?;
         Ok(value)
     }
@@ -411,28 +428,36 @@ impl VersionedSchema {
         }
     }
 
-    /// Running out of bytes surfaces as an I/O `UnexpectedEof` somewhere in the cause chain;
-    /// everything else is a malformed datum.
+    /// Running out of bytes is truncation; everything else is a malformed datum.
     fn read_error(&self, version: u32, e: apache_avro::Error) -> AvroError {
-        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&e);
-        while let Some(c) = cause {
-            if c.downcast_ref::<std::io::Error>()
-                .is_some_and(|io| io.kind() == ErrorKind::UnexpectedEof)
-            {
-                return AvroError::Truncated {
-                    schema: self.name,
-                    version,
-                    source: Some(e),
-                };
+        if is_eof(&e) {
+            AvroError::Truncated {
+                schema: self.name,
+                version,
+                source: Some(e),
             }
-            cause = c.source();
-        }
-        AvroError::Malformed {
-            schema: self.name,
-            version,
-            source: e,
+        } else {
+            AvroError::Malformed {
+                schema: self.name,
+                version,
+                source: e,
+            }
         }
     }
+}
+
+/// True when an I/O `UnexpectedEof` is somewhere in the cause chain.
+fn is_eof(e: &apache_avro::Error) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        if c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == ErrorKind::UnexpectedEof)
+        {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
 }
 
 /// A record type's schema versions embedded in the binary, parsed on first use.
@@ -508,8 +533,10 @@ mod tests {
 
     #[derive(Debug, PartialEq, Serialize, Deserialize)]
     enum Colour {
-        RED,
-        BLUE,
+        #[serde(rename = "RED")]
+        Red,
+        #[serde(rename = "BLUE")]
+        Blue,
     }
 
     #[derive(Debug, PartialEq, Serialize, Deserialize)]
@@ -531,7 +558,7 @@ mod tests {
             count: -42,
             note: Some("hello".into()),
             tags: vec!["a".into(), "b".into()],
-            colour: Colour::BLUE,
+            colour: Colour::Blue,
         }
     }
 
@@ -575,7 +602,7 @@ mod tests {
                 count: 3,
                 note: None,
                 tags: vec![],
-                colour: Colour::RED,
+                colour: Colour::Red,
             }
         );
         // The same datum through the Confluent-style path.
@@ -672,13 +699,17 @@ mod tests {
             Err(AvroError::UnknownVersion { version: 7, .. })
         ));
         assert!(matches!(
-            s.encode(&WidgetV1 {
-                id: "x".into(),
-                count: 1,
-                note: None
-            }),
+            s.encode(&"a string is not a Widget"),
             Err(AvroError::Encode { .. })
         ));
+        // Fields the value lacks are written with their schema defaults.
+        let short = WidgetV1 {
+            id: "x".into(),
+            count: 1,
+            note: None,
+        };
+        let read: Widget = s.decode(&s.encode(&short).unwrap()).unwrap();
+        assert_eq!((read.tags.len(), read.colour), (0, Colour::Red));
     }
 
     #[test]

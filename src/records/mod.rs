@@ -7,6 +7,8 @@
 pub mod attempt;
 pub mod avro;
 pub mod envelope;
+#[cfg(test)]
+mod evolution;
 pub mod notification;
 
 pub use attempt::AttemptRecord;
