@@ -372,8 +372,9 @@ mod tests {
         e.id = EventId::from("1234");
         assert_eq!(reason(&encode_avro(&e).unwrap()), "bad_id");
 
-        let json = String::from_utf8(encode_json(&event(EventType::LicenseCreated))).unwrap();
-        let unknown = json.replace("license.created", "license.exploded");
+        let json = String::from_utf8(encode_json(&event(EventType::LicenseActivated))).unwrap();
+        assert!(json.contains("\"activationsUsed\":3"), "{json}");
+        let unknown = json.replace("license.activated", "license.exploded");
         assert_eq!(reason(unknown.as_bytes()), "unknown_type");
         let negative = json.replace("\"activationsUsed\":3", "\"activationsUsed\":-3");
         assert_eq!(reason(negative.as_bytes()), "bad_field");

@@ -238,37 +238,77 @@ impl LicenseEvent {
     }
 }
 
-/// A valid event of type `event_type` with plausible data, for tests, benches, the demo and
-/// the "send a test event" button.
+/// A valid event of type `event_type` with plausible data for that type, for tests,
+/// benches, the demo and the "send a test event" button. `license.activated` is exactly the
+/// design's example body.
 pub fn sample(id: EventId, event_type: EventType, account_id: AccountId) -> LicenseEvent {
-    let created = time::macros::datetime!(2026-03-15 14:30:00 UTC);
-    let data = EventData {
+    use time::macros::datetime;
+    let owned = |s: &str| Some(s.to_owned());
+    let created = datetime!(2026-03-15 14:30:00 UTC);
+    let mut data = EventData {
         license_key: "TO-8F3A-22C1-9B7E-F6A8".to_owned(),
         plan: "professional".to_owned(),
-        domain: Some("app.customer.com".to_owned()),
+        domain: owned("app.customer.com"),
         activations_used: 3,
         activation_limit: 10,
-        expires_at: Some(time::macros::datetime!(2027-03-15 00:00:00 UTC)),
-        features: vec![
-            "analytics".to_owned(),
-            "api-access".to_owned(),
-            "custom-domains".to_owned(),
-        ],
-        previous_plan: (event_type == EventType::LicenseUpgraded).then(|| "starter".to_owned()),
-        reason: match event_type {
-            EventType::LicenseRevoked => Some("chargeback".to_owned()),
-            EventType::PaymentFailed => Some("card_declined".to_owned()),
-            _ => None,
-        },
-        amount: matches!(
-            event_type,
-            EventType::PaymentFailed | EventType::LicenseRenewed
-        )
-        .then(|| Amount {
-            minor_units: 49_900,
-            currency: "EUR".to_owned(),
-        }),
+        expires_at: Some(datetime!(2027-03-15 00:00:00 UTC)),
+        features: ["analytics", "api-access", "custom-domains"]
+            .map(str::to_owned)
+            .to_vec(),
+        previous_plan: None,
+        reason: None,
+        amount: None,
     };
+    let eur = |minor_units| {
+        Some(Amount {
+            minor_units,
+            currency: "EUR".to_owned(),
+        })
+    };
+    match event_type {
+        EventType::LicenseCreated => {
+            data.domain = None;
+            data.activations_used = 0;
+        }
+        EventType::LicenseActivated => {}
+        EventType::LicenseExpiring => {
+            data.domain = None;
+            data.expires_at = Some(datetime!(2026-03-22 14:30:00 UTC));
+        }
+        EventType::LicenseExpired => {
+            data.domain = None;
+            data.expires_at = Some(created);
+        }
+        EventType::LicenseRenewed => {
+            data.domain = None;
+            data.expires_at = Some(datetime!(2028-03-15 00:00:00 UTC));
+            data.amount = eur(49_900);
+        }
+        EventType::LicenseRevoked => {
+            data.domain = None;
+            data.reason = owned("chargeback");
+        }
+        EventType::LicenseUpgraded => {
+            data.domain = None;
+            data.plan = "enterprise".to_owned();
+            data.previous_plan = owned("professional");
+            data.activation_limit = 50;
+            data.features.push("sso".to_owned());
+        }
+        EventType::DomainAdded => {
+            data.domain = owned("staging.customer.com");
+            data.activations_used = 4;
+        }
+        EventType::DomainRemoved => {
+            data.domain = owned("old.customer.com");
+            data.activations_used = 2;
+        }
+        EventType::PaymentFailed => {
+            data.domain = None;
+            data.reason = owned("card_declined");
+            data.amount = eur(49_900);
+        }
+    }
     LicenseEvent {
         id,
         event_type,
