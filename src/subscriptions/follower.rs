@@ -438,6 +438,7 @@ fn follow(consumer: &BaseConsumer, store: &Store, shared: &Shared, mut catch_up:
             catch_up.drained(partition);
         }
         if catch_up.is_caught_up() && *shared.state.borrow() == FollowerState::CatchingUp {
+            flush(store);
             shared.state.send_replace(FollowerState::Ready);
             tracing::info!(
                 topic = store.topic(),
@@ -448,8 +449,16 @@ fn follow(consumer: &BaseConsumer, store: &Store, shared: &Shared, mut catch_up:
             );
         }
     }
+    flush(store);
     shared.state.send_replace(FollowerState::Stopped);
     tracing::info!(topic = store.topic(), "The subscriptions follower stopped");
+}
+
+/// Flushes the store; a failure only costs speed (the log still has every write).
+fn flush(store: &Store) {
+    if let Err(error) = store.flush() {
+        tracing::warn!(%error, topic = store.topic(), "Flushing the subscriptions table failed");
+    }
 }
 
 /// Turns one record into a change; an undecodable one becomes a skip (logged by key only,
