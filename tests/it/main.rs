@@ -9,7 +9,9 @@ mod receiver;
 
 mod config_check;
 mod contract;
+mod dashboards;
 mod delivery;
+mod demo;
 mod retry;
 mod subscriptions;
 mod topics;
