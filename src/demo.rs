@@ -438,6 +438,7 @@ async fn create_external_topics(config: &Config, specs: &[TopicSpec]) -> anyhow:
     Ok(())
 }
 
+/// Removes what the demo created on a real cluster: its topics and its consumer group.
 async fn delete_external_topics(config: &Config, specs: &[TopicSpec]) {
     let Ok(admin) = admin_client(config) else {
         return;
@@ -447,6 +448,10 @@ async fn delete_external_topics(config: &Config, specs: &[TopicSpec]) {
     match admin.delete_topics(&names, &opts).await {
         Ok(_) => println!("deleted the demo's {} topics", names.len()),
         Err(e) => eprintln!("demo: could not delete the demo's topics: {e}"),
+    }
+    let group = config.kafka.group_id.as_str();
+    if let Err(e) = admin.delete_groups(&[group], &opts).await {
+        eprintln!("demo: could not delete consumer group {group}: {e}");
     }
 }
 
