@@ -34,7 +34,9 @@ const CONFLUENT_HEADER_LEN: usize = 5;
 pub struct CodecConfig {
     /// Confluent-framed records (magic byte 0 + 4-byte schema id) name their writer schema
     /// by a registry id; hookrelay runs without a registry, so this maps each id producers
-    /// use to a shipped schema version, e.g. `{ 7 = "license_event.v1" }`.
+    /// use to a shipped schema version, e.g. `{ 7 = "license_event.v1" }`. The schema
+    /// registered under that id must be that version's schema (same canonical form): the
+    /// datum is read with it, unchecked.
     #[serde(
         default,
         serialize_with = "ids_as_strings",
