@@ -267,16 +267,19 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
     progress.abort();
     let _ = producer.flush(Duration::from_secs(5));
     let table = started_tx.borrow().clone();
-    let snapshot = Snapshot::from_families(&registry.gather());
-    print_summary(
-        begun.elapsed(),
-        &produced,
-        &snapshot,
-        &config.retry.tiers,
-        &endpoints,
-        &receivers,
-        table.as_deref(),
-    );
+    // Without a start there is nothing to sum up; the error says what went wrong.
+    if table.is_some() {
+        let snapshot = Snapshot::from_families(&registry.gather());
+        print_summary(
+            begun.elapsed(),
+            &produced,
+            &snapshot,
+            &config.retry.tiers,
+            &endpoints,
+            &receivers,
+            table.as_deref(),
+        );
+    }
     drop(table);
     for r in &receivers.all() {
         r.task.abort();
