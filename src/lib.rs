@@ -7,9 +7,12 @@
 //! offset bookkeeping; [`admin`] and [`telemetry`] serve operators.
 
 pub mod admin;
+pub mod app;
 pub mod batch;
 pub mod cli;
 pub mod config;
+pub mod delivery;
+pub mod demo;
 pub mod dispatch;
 pub mod event;
 pub mod ids;
