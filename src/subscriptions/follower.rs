@@ -325,7 +325,7 @@ fn assign_all(
     mut client: ClientConfig,
     topic: &str,
     store: &Store,
-) -> Result<(BaseConsumer, CatchUp), SubscriptionError> {
+) -> Result<(BaseConsumer<FollowerContext>, CatchUp), SubscriptionError> {
     let kafka = |action: &'static str| {
         let topic = topic.to_owned();
         move |source| SubscriptionError::Kafka {
@@ -344,7 +344,9 @@ fn assign_all(
         .set("enable.auto.offset.store", "false")
         .set("enable.partition.eof", "true")
         .set("auto.offset.reset", "earliest");
-    let consumer: BaseConsumer = client.create().map_err(kafka("consumer creation"))?;
+    let consumer: BaseConsumer<FollowerContext> = client
+        .create_with_context(FollowerContext)
+        .map_err(kafka("consumer creation"))?;
 
     let metadata = consumer
         .fetch_metadata(Some(topic), METADATA_TIMEOUT)
@@ -390,7 +392,28 @@ fn assign_all(
 
 /// The follower loop: poll, decode, apply in batches, track the catch-up. Blocking; runs
 /// until [`SubscriptionTable::shutdown`] (or the table is dropped) or a store failure.
-fn follow(consumer: &BaseConsumer, store: &Store, shared: &Shared, mut catch_up: CatchUp) {
+/// librdkafka also reports the end of a partition as a client-wide error event; with
+/// `enable.partition.eof` on, that is expected, not an error worth a log line.
+pub struct FollowerContext;
+
+impl rdkafka::ClientContext for FollowerContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        if matches!(error, KafkaError::PartitionEOF(_)) {
+            tracing::trace!(%reason, "subscriptions partition drained");
+        } else {
+            tracing::warn!(%error, %reason, "subscriptions consumer error");
+        }
+    }
+}
+
+impl rdkafka::consumer::ConsumerContext for FollowerContext {}
+
+fn follow(
+    consumer: &BaseConsumer<FollowerContext>,
+    store: &Store,
+    shared: &Shared,
+    mut catch_up: CatchUp,
+) {
     let started = Instant::now();
     let mut batch: Vec<Change> = Vec::with_capacity(MAX_BATCH);
     let mut drained: Vec<i32> = Vec::new();
