@@ -59,11 +59,20 @@ pub async fn run(
 
     let client = kafka::client_config(&config.kafka);
     let store = Store::open(&config.subscriptions.data_dir, &config.topics.subscriptions)
-        .with_context(|| format!("opening the subscriptions table in {}", config.subscriptions.data_dir.display()))?;
-    let (table, follower) = SubscriptionTable::start(client.clone(), &config.topics.subscriptions, store)
+        .with_context(|| {
+            format!(
+                "opening the subscriptions table in {}",
+                config.subscriptions.data_dir.display()
+            )
+        })?;
+    let (table, follower) =
+        SubscriptionTable::start(client.clone(), &config.topics.subscriptions, store)
+            .await
+            .context("starting the subscriptions table")?;
+    table
+        .wait_ready()
         .await
-        .context("starting the subscriptions table")?;
-    table.wait_ready().await.context("catching up with the subscriptions topic")?;
+        .context("catching up with the subscriptions topic")?;
     readiness.subscriptions_ready.store(true, Ordering::Release);
     metrics.subscriptions_ready.set(1);
     info!(endpoints = table.len(), "subscriptions table ready");
@@ -95,7 +104,7 @@ pub async fn run(
         tier_topics: config.retry.tiers.iter().map(|t| t.topic.clone()).collect(),
         decoder: EventDecoder::new(&config.codec).context("codec.confluent_schema_ids")?,
         table: table.clone(),
-        dispatcher,
+        dispatcher: dispatcher.clone(),
         handoff,
         metrics: metrics.clone(),
         max_in_flight: config.delivery.max_in_flight,
@@ -103,14 +112,18 @@ pub async fn run(
     })?;
 
     let watch_health = {
-        let (table, producer, readiness, metrics) =
-            (table.clone(), producer.clone(), readiness.clone(), metrics.clone());
+        let (table, producer, readiness, metrics) = (
+            table.clone(),
+            producer.clone(),
+            readiness.clone(),
+            metrics.clone(),
+        );
         let mut shutdown = shutdown.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(1));
             loop {
                 tokio::select! {
-                    _ = shutdown.wait_for(|s| *s) => return,
+                    () = stopped(&mut shutdown) => return,
                     _ = tick.tick() => {}
                 }
                 metrics.subscriptions_endpoints.set(table.len() as i64);
@@ -126,6 +139,9 @@ pub async fn run(
         readiness: readiness.clone(),
     });
     let result = ingest.run(shutdown, config.shutdown.drain_timeout).await;
+    dispatcher
+        .close(config.delivery.timeout + Duration::from_secs(1))
+        .await;
     watch_health.abort();
     // Whatever the attempts log still holds goes out before we exit.
     let _ = producer.flush(Duration::from_secs(5));
@@ -165,4 +181,10 @@ async fn wait_for_signal() {
     {
         let _ = tokio::signal::ctrl_c().await;
     }
+}
+
+/// Resolves once `shutdown` turns true (or its sender is gone).
+pub async fn stopped(shutdown: &mut watch::Receiver<bool>) {
+    // The guard `wait_for` returns is not Send; drop it before the future completes.
+    let _ = shutdown.wait_for(|stop| *stop).await;
 }

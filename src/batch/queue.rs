@@ -27,6 +27,10 @@ use crate::telemetry::Metrics;
 /// How long a worker with nothing to do stays around before it exits.
 const IDLE_EXIT: Duration = Duration::from_secs(30);
 
+/// An endpoint whose every send slot has been busy this long without a response counts as
+/// slow (hanging), as does one whose last request failed.
+const SLOW_AFTER: Duration = Duration::from_secs(1);
+
 /// Everything a send needs, shared by all workers.
 pub struct Shared {
     pub http: HttpSender,
@@ -80,6 +84,21 @@ impl Dispatcher {
         );
     }
 
+    /// Stops every endpoint worker (what they still queue is dropped unsettled, so it is read
+    /// again) and waits up to `timeout` for requests in flight to finish, so nothing of the
+    /// dispatcher outlives the caller's shutdown.
+    pub async fn close(&self, timeout: Duration) {
+        self.workers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+        let deadline = Instant::now() + timeout;
+        // Workers and request tasks each hold a clone of `shared`.
+        while Arc::strong_count(&self.shared) > 1 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Endpoints with a live worker.
     pub fn active_endpoints(&self) -> usize {
         self.workers.lock().map(|w| w.len()).unwrap_or(0)
@@ -98,8 +117,11 @@ struct Worker {
     registry: Arc<Mutex<HashMap<EndpointId, mpsc::UnboundedSender<Delivery>>>>,
     queue: VecDeque<Queued>,
     in_flight: usize,
-    done_tx: mpsc::UnboundedSender<()>,
-    done_rx: mpsc::UnboundedReceiver<()>,
+    /// Completed requests report here: true when the endpoint answered 2xx.
+    done_tx: mpsc::UnboundedSender<bool>,
+    done_rx: mpsc::UnboundedReceiver<bool>,
+    last_failed: bool,
+    last_completion: Instant,
     limits: Limits,
     bucket: Option<TokenBucket>,
     limits_loaded: Option<Instant>,
@@ -138,7 +160,9 @@ impl Limits {
                 .map_or(config.endpoint_rate_limit, |n| f64::from(n.get())),
             policy: BatchPolicy {
                 enabled: b.enabled,
-                max_events: b.max_events.map_or(defaults.max_events, |n| n.get() as usize),
+                max_events: b
+                    .max_events
+                    .map_or(defaults.max_events, |n| n.get() as usize),
                 max_bytes: b.max_bytes.map_or(defaults.max_bytes, |n| n.get() as usize),
                 linger: b
                     .linger_ms
@@ -148,7 +172,8 @@ impl Limits {
     }
 
     fn bucket(&self) -> Option<TokenBucket> {
-        (self.rate_per_sec > 0.0).then(|| TokenBucket::new(self.rate_per_sec, self.rate_per_sec.max(1.0)))
+        (self.rate_per_sec > 0.0)
+            .then(|| TokenBucket::new(self.rate_per_sec, self.rate_per_sec.max(1.0)))
     }
 }
 
@@ -173,6 +198,8 @@ impl Worker {
             in_flight: 0,
             done_tx,
             done_rx,
+            last_failed: false,
+            last_completion: Instant::now(),
             bucket: limits.bucket(),
             limits,
             limits_loaded: None,
@@ -199,15 +226,23 @@ impl Worker {
         loop {
             let wake = self.start_sends();
             let idle = self.queue.is_empty() && self.in_flight == 0;
+            let over_backlog = self.queue.len() > self.shared.config.endpoint_backlog;
             tokio::select! {
                 biased;
-                Some(()) = self.done_rx.recv() => self.in_flight -= 1,
+                Some(ok) = self.done_rx.recv() => {
+                    self.in_flight -= 1;
+                    self.last_failed = !ok;
+                    self.last_completion = Instant::now();
+                    self.shed_if_slow();
+                }
                 received = self.rx.recv() => match received {
                     Some(d) => self.enqueue(d),
                     // The registry dropped our sender: only happens when we removed it.
                     None => return,
                 },
                 () = sleep_until_opt(wake) => {}
+                // A hanging endpoint completes nothing; look again so its backlog is shed.
+                () = tokio::time::sleep(SLOW_AFTER), if over_backlog => self.shed_if_slow(),
                 () = tokio::time::sleep(IDLE_EXIT), if idle => {
                     if self.try_exit() {
                         return;
@@ -234,20 +269,50 @@ impl Worker {
             self.forget(delivery);
             return;
         }
-        if self.queue.len() >= self.shared.config.endpoint_backlog {
-            // The endpoint cannot keep up: settle the overflow by handing it to the first
-            // retry tier instead of holding the partition's commits behind it.
-            let handoff = self.shared.handoff.clone();
-            let metrics = self.shared.metrics.clone();
-            tokio::spawn(async move {
-                handoff.overflow(delivery).await;
-                metrics.in_flight.dec();
-            });
+        if self.queue.len() >= self.shared.config.endpoint_backlog && self.is_slow(Instant::now()) {
+            self.overflow(delivery);
             return;
         }
+        // A healthy endpoint may queue past its backlog bound: it drains, and the global
+        // in-flight limit holds intake back meanwhile.
         self.queue.push_back(Queued {
             delivery,
             enqueued: Instant::now(),
+        });
+    }
+
+    /// Slow: the last request failed, or every send slot has been busy for a while with no
+    /// response (a hanging endpoint).
+    fn is_slow(&self, now: Instant) -> bool {
+        self.last_failed
+            || (self.in_flight >= self.limits.concurrency
+                && now.duration_since(self.last_completion) >= SLOW_AFTER)
+    }
+
+    /// A slow endpoint keeps at most its backlog bound in memory; the newest of the rest
+    /// are settled by handing them to the first retry tier, so they hold neither memory nor
+    /// the partition's commits while the endpoint struggles.
+    fn shed_if_slow(&mut self) {
+        let backlog = self.shared.config.endpoint_backlog;
+        if self.queue.len() <= backlog || !self.is_slow(Instant::now()) {
+            return;
+        }
+        let excess: Vec<Queued> = self.queue.drain(backlog..).collect();
+        debug!(
+            shed = excess.len(),
+            "endpoint is slow; moving its excess backlog to the first retry tier"
+        );
+        for q in excess {
+            self.overflow(q.delivery);
+        }
+    }
+
+    fn overflow(&self, delivery: Delivery) {
+        let handoff = self.shared.handoff.clone();
+        let metrics = self.shared.metrics.clone();
+        tokio::spawn(async move {
+            handoff.overflow(delivery).await;
+            metrics.in_flight.dec();
         });
     }
 
@@ -288,8 +353,8 @@ impl Worker {
             let id = self.id.clone();
             tokio::spawn(
                 async move {
-                    send(&shared, &id, batch).await;
-                    let _ = done.send(());
+                    let ok = send(&shared, &id, batch).await;
+                    let _ = done.send(ok);
                 }
                 .in_current_span(),
             );
@@ -326,8 +391,8 @@ async fn sleep_until_opt(at: Option<Instant>) {
 }
 
 /// Sends one request carrying `batch` (one delivery or several) and settles each delivery
-/// by the outcome.
-async fn send(shared: &Shared, id: &EndpointId, batch: Vec<Delivery>) {
+/// by the outcome. Returns true when the endpoint answered 2xx.
+async fn send(shared: &Shared, id: &EndpointId, batch: Vec<Delivery>) -> bool {
     let handoff = &shared.handoff;
     let metrics = &shared.metrics;
     let count = batch.len() as i64;
@@ -338,7 +403,7 @@ async fn send(shared: &Shared, id: &EndpointId, batch: Vec<Delivery>) {
                 handoff.endpoint_deleted(d).await;
             }
             metrics.in_flight.sub(count);
-            return;
+            return false;
         }
         Err(e) => {
             let failure = Failure::local(format!("reading the subscription: {e}"));
@@ -346,7 +411,7 @@ async fn send(shared: &Shared, id: &EndpointId, batch: Vec<Delivery>) {
                 handoff.after_failure(d, &failure).await;
             }
             metrics.in_flight.sub(count);
-            return;
+            return false;
         }
     };
     if !endpoint.enabled {
@@ -354,7 +419,7 @@ async fn send(shared: &Shared, id: &EndpointId, batch: Vec<Delivery>) {
             handoff.dead_letter(d, "endpoint_disabled", None).await;
         }
         metrics.in_flight.sub(count);
-        return;
+        return false;
     }
 
     let now = now_ms();
@@ -378,14 +443,20 @@ async fn send(shared: &Shared, id: &EndpointId, batch: Vec<Delivery>) {
                 handoff.after_failure(d, &failure).await;
             }
             metrics.in_flight.sub(count);
-            return;
+            return false;
         }
     };
 
     metrics.batch_size.observe(batch.len() as f64);
-    let exchange = shared.http.post(endpoint.url.as_str(), &headers, body).await;
-    metrics.request_duration.observe(exchange.latency.as_secs_f64());
+    let exchange = shared
+        .http
+        .post(endpoint.url.as_str(), &headers, body)
+        .await;
+    metrics
+        .request_duration
+        .observe(exchange.latency.as_secs_f64());
     let outcome = classify(&exchange.result, SystemTime::now());
+    let ok = outcome == Outcome::Settled;
     let failure = Failure::from_exchange(&exchange);
     match outcome {
         Outcome::Settled => {
@@ -406,7 +477,9 @@ async fn send(shared: &Shared, id: &EndpointId, batch: Vec<Delivery>) {
             let disabled = handoff.failed(&endpoint, &failure).await;
             for d in batch {
                 if disabled {
-                    handoff.dead_letter(d, "endpoint_disabled", Some(&failure)).await;
+                    handoff
+                        .dead_letter(d, "endpoint_disabled", Some(&failure))
+                        .await;
                 } else {
                     handoff.after_failure(d, &failure).await;
                 }
@@ -418,9 +491,12 @@ async fn send(shared: &Shared, id: &EndpointId, batch: Vec<Delivery>) {
                 .disable_endpoint(&endpoint, "endpoint_gone", &failure)
                 .await;
             for d in batch {
-                handoff.dead_letter(d, "endpoint_gone", Some(&failure)).await;
+                handoff
+                    .dead_letter(d, "endpoint_gone", Some(&failure))
+                    .await;
             }
         }
     }
     metrics.in_flight.sub(count);
+    ok
 }
