@@ -16,7 +16,7 @@ use axum::Router;
 use axum::extract::Path;
 use axum::routing::post;
 use hookrelay::config::Config;
-use hookrelay::event::{EventData, EventType, LicenseEvent, encode_avro};
+use hookrelay::event::{EventType, LicenseEvent, encode_avro};
 use hookrelay::ids::{AccountId, EndpointId, EventId};
 use hookrelay::kafka::topics::{ensure_topics, topic_specs};
 use hookrelay::subscriptions::{Batching, Endpoint, EndpointSecret};
@@ -81,7 +81,11 @@ fn memchr_count(hay: &[u8], needle: &[u8]) -> usize {
 }
 
 fn config(batching: bool) -> (Config, tempfile::TempDir) {
-    let p = format!("load-{}-{}", std::process::id(), Instant::now().elapsed().as_nanos() ^ rand_u32());
+    let p = format!(
+        "load-{}-{}",
+        std::process::id(),
+        Instant::now().elapsed().as_nanos() ^ rand_u32()
+    );
     let dir = tempfile::tempdir().expect("tempdir");
     let env: Vec<(String, String)> = [
         ("HOOKRELAY__KAFKA__BOOTSTRAP_SERVERS", bootstrap()),
@@ -99,7 +103,10 @@ fn config(batching: bool) -> (Config, tempfile::TempDir) {
             "HOOKRELAY__RETRY__TIERS",
             format!(r#"[{{topic="{p}-r1",delay="1h"}}]"#),
         ),
-        ("HOOKRELAY__DELIVERY__SSRF_ALLOWLIST", r#"["127.0.0.0/8"]"#.to_owned()),
+        (
+            "HOOKRELAY__DELIVERY__SSRF_ALLOWLIST",
+            r#"["127.0.0.0/8"]"#.to_owned(),
+        ),
         ("HOOKRELAY__DELIVERY__ENDPOINT_RATE_LIMIT", "0".to_owned()),
         ("HOOKRELAY__DELIVERY__ENDPOINT_CONCURRENCY", "8".to_owned()),
         (
@@ -158,7 +165,9 @@ async fn scenario(events: usize, endpoints: usize, hanging: usize, batching: boo
         .set("bootstrap.servers", bootstrap())
         .create()
         .expect("admin");
-    ensure_topics(&admin, &topic_specs(&config)).await.expect("topics");
+    ensure_topics(&admin, &topic_specs(&config))
+        .await
+        .expect("topics");
     let producer = producer();
     let secret = hookrelay::sign::generate_secret();
     for n in 0..endpoints {
@@ -193,9 +202,10 @@ async fn scenario(events: usize, endpoints: usize, hanging: usize, batching: boo
         .collect();
     for (i, p) in payloads.iter().enumerate() {
         let key = format!("k{}", i % 64);
-        let record = FutureRecord::to(&config.topics.events).key(&key).payload(p);
-        while let Err((e, _)) = producer.send_result(record.clone()) {
-            let _ = e;
+        let mut record = FutureRecord::to(&config.topics.events).key(&key).payload(p);
+        // The local queue may be full: let it drain and try again.
+        while let Err((_, returned)) = producer.send_result(record) {
+            record = returned;
             producer.poll(Duration::from_millis(10));
         }
     }

@@ -10,7 +10,11 @@ use crate::config::Config;
 use crate::kafka::topics::{self, TopicReport};
 
 #[derive(Debug, Parser)]
-#[command(name = "hookrelay", version, about = "License events from Kafka to signed webhook deliveries")]
+#[command(
+    name = "hookrelay",
+    version,
+    about = "License events from Kafka to signed webhook deliveries"
+)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -21,15 +21,22 @@ pub const ENV_PREFIX: &str = "HOOKRELAY__";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("configuration: {0}")]
-    Load(#[from] Box<figment::Error>),
+    /// Figment's message names the key and where its value came from.
+    #[error("invalid configuration: {0}")]
+    Load(Box<figment::Error>),
     #[error("configuration key `{key}`: {message}")]
     Invalid { key: &'static str, message: String },
-    #[error("configuration file {path}: {source}")]
+    #[error("configuration file {path}")]
     File {
         path: PathBuf,
         source: std::io::Error,
     },
+}
+
+impl From<Box<figment::Error>> for ConfigError {
+    fn from(e: Box<figment::Error>) -> Self {
+        ConfigError::Load(e)
+    }
 }
 
 fn invalid(key: &'static str, message: impl Into<String>) -> ConfigError {
@@ -211,7 +218,12 @@ impl Config {
             ("topics.attempts", &t.attempts),
             ("topics.notifications", &t.notifications),
         ];
-        names.extend(self.retry.tiers.iter().map(|tier| ("retry.tiers", tier.topic.as_str())));
+        names.extend(
+            self.retry
+                .tiers
+                .iter()
+                .map(|tier| ("retry.tiers", tier.topic.as_str())),
+        );
         for (key, name) in &names {
             validate_topic_name(key, name)?;
         }
@@ -269,7 +281,10 @@ impl Config {
             return Err(invalid("delivery.endpoint_backlog", "must be at least 1"));
         }
         if d.endpoint_concurrency == 0 {
-            return Err(invalid("delivery.endpoint_concurrency", "must be at least 1"));
+            return Err(invalid(
+                "delivery.endpoint_concurrency",
+                "must be at least 1",
+            ));
         }
         if !d.endpoint_rate_limit.is_finite() || d.endpoint_rate_limit < 0.0 {
             return Err(invalid(
@@ -335,7 +350,9 @@ fn validate_topic_name(key: &'static str, name: &str) -> Result<(), ConfigError>
     } else {
         Err(invalid(
             key,
-            format!("{name:?} is not a valid Kafka topic name (letters, digits, . _ -, at most 249)"),
+            format!(
+                "{name:?} is not a valid Kafka topic name (letters, digits, . _ -, at most 249)"
+            ),
         ))
     }
 }

@@ -78,26 +78,6 @@ pub fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn delivery_ids_are_stable_and_distinct() {
-        let a = delivery_id(&EndpointId::from("ep_1"), &EventId::from("evt_1"));
-        assert_eq!(a, delivery_id(&EndpointId::from("ep_1"), &EventId::from("evt_1")));
-        assert_ne!(a, delivery_id(&EndpointId::from("ep_2"), &EventId::from("evt_1")));
-        assert_ne!(a, delivery_id(&EndpointId::from("ep_1"), &EventId::from("evt_2")));
-        // The separator keeps ("ep_1", "2evt") and ("ep_12", "evt") apart.
-        assert_ne!(
-            delivery_id(&EndpointId::from("ep_1"), &EventId::from("2evt")),
-            delivery_id(&EndpointId::from("ep_12"), &EventId::from("evt"))
-        );
-        assert!(a.starts_with("msg_") && a.len() == 4 + 32);
-        assert!(batch_id([a.as_str()]).starts_with("bat_"));
-    }
-}
-
 impl Delivery {
     /// The record that carries this delivery through a retry tier or into the dead-letter
     /// topic: the whole delivery (body included), its history and where it came from.
@@ -136,7 +116,8 @@ impl Delivery {
         settle: Settle,
         permit: Option<OwnedSemaphorePermit>,
     ) -> Delivery {
-        let event_created_ms = created_ms_of(&envelope.body).unwrap_or(envelope.first_attempt_at_ms);
+        let event_created_ms =
+            created_ms_of(&envelope.body).unwrap_or(envelope.first_attempt_at_ms);
         Delivery {
             id: envelope.delivery_id,
             endpoint_id: EndpointId::new(envelope.endpoint_id),
@@ -162,6 +143,36 @@ fn created_ms_of(body: &str) -> Option<i64> {
         created: &'a str,
     }
     let c: Created<'_> = serde_json::from_str(body).ok()?;
-    let t = time::OffsetDateTime::parse(c.created, &time::format_description::well_known::Rfc3339).ok()?;
+    let t = time::OffsetDateTime::parse(c.created, &time::format_description::well_known::Rfc3339)
+        .ok()?;
     Some((t.unix_timestamp_nanos() / 1_000_000) as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delivery_ids_are_stable_and_distinct() {
+        let a = delivery_id(&EndpointId::from("ep_1"), &EventId::from("evt_1"));
+        assert_eq!(
+            a,
+            delivery_id(&EndpointId::from("ep_1"), &EventId::from("evt_1"))
+        );
+        assert_ne!(
+            a,
+            delivery_id(&EndpointId::from("ep_2"), &EventId::from("evt_1"))
+        );
+        assert_ne!(
+            a,
+            delivery_id(&EndpointId::from("ep_1"), &EventId::from("evt_2"))
+        );
+        // The separator keeps ("ep_1", "2evt") and ("ep_12", "evt") apart.
+        assert_ne!(
+            delivery_id(&EndpointId::from("ep_1"), &EventId::from("2evt")),
+            delivery_id(&EndpointId::from("ep_12"), &EventId::from("evt"))
+        );
+        assert!(a.starts_with("msg_") && a.len() == 4 + 32);
+        assert!(batch_id([a.as_str()]).starts_with("bat_"));
+    }
 }

@@ -29,7 +29,10 @@ pub struct Readiness {
 impl Readiness {
     fn report(&self) -> (bool, String) {
         let checks = [
-            ("subscriptions", self.subscriptions_ready.load(Ordering::Acquire)),
+            (
+                "subscriptions",
+                self.subscriptions_ready.load(Ordering::Acquire),
+            ),
             ("consumer", self.consumer_assigned.load(Ordering::Acquire)),
             ("producer", self.producer_healthy.load(Ordering::Acquire)),
         ];
@@ -75,7 +78,7 @@ async fn readyz(State(state): State<AdminState>) -> impl IntoResponse {
 
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {
-    #[error("binding the admin server to {addr}: {source}")]
+    #[error("binding the admin server to {addr}")]
     Bind {
         addr: SocketAddr,
         #[source]
@@ -100,7 +103,10 @@ pub async fn serve(
         let stop = async move {
             let _ = shutdown.wait_for(|s| *s).await;
         };
-        if let Err(e) = axum::serve(listener, router).with_graceful_shutdown(stop).await {
+        if let Err(e) = axum::serve(listener, router)
+            .with_graceful_shutdown(stop)
+            .await
+        {
             tracing::error!(error = %e, "admin server failed");
         }
     });
@@ -139,7 +145,9 @@ mod tests {
         let (status, body) = get_status(router(s.clone()), "/readyz").await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
         assert!(body.contains("subscriptions: not ready"), "{body}");
-        s.readiness.subscriptions_ready.store(true, Ordering::Release);
+        s.readiness
+            .subscriptions_ready
+            .store(true, Ordering::Release);
         s.readiness.consumer_assigned.store(true, Ordering::Release);
         s.readiness.producer_healthy.store(true, Ordering::Release);
         let (status, _) = get_status(router(s.clone()), "/readyz").await;

@@ -24,7 +24,7 @@ pub struct Exchange {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    #[error("building the HTTP client: {0}")]
+    #[error("building the HTTP client")]
     Build(#[source] reqwest::Error),
 }
 

@@ -103,7 +103,12 @@ impl OffsetBook {
     /// Records that `offset` produced `pending` deliveries. Returns the handle each of them
     /// settles with, or `None` if the partition is not (or no longer) assigned or the offset
     /// is already tracked: the caller then drops the record.
-    pub fn track(self: &Arc<Self>, tp: &TopicPartition, offset: i64, pending: u32) -> Option<Settle> {
+    pub fn track(
+        self: &Arc<Self>,
+        tp: &TopicPartition,
+        offset: i64,
+        pending: u32,
+    ) -> Option<Settle> {
         let mut slots = self.lock();
         let slot = slots.get_mut(tp)?;
         if let Err(e) = slot.offsets.track(offset, pending) {
@@ -187,7 +192,11 @@ pub struct Settle {
 
 impl std::fmt::Debug for Settle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Settle({}:{}@{})", self.tp.topic, self.tp.partition, self.offset)
+        write!(
+            f,
+            "Settle({}:{}@{})",
+            self.tp.topic, self.tp.partition, self.offset
+        )
     }
 }
 
@@ -248,7 +257,10 @@ mod tests {
         );
         a.clone().settle();
         a.settle();
-        assert_eq!(rec.0.lock().expect("lock").last(), Some(&("t".to_owned(), 0, 13)));
+        assert_eq!(
+            rec.0.lock().expect("lock").last(),
+            Some(&("t".to_owned(), 0, 13))
+        );
     }
 
     #[test]

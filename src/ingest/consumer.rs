@@ -30,9 +30,9 @@ use crate::telemetry::Metrics;
 
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
-    #[error("creating the consumer: {0}")]
+    #[error("creating the consumer")]
     Create(#[source] KafkaError),
-    #[error("subscribing to {topics:?}: {source}")]
+    #[error("subscribing to {topics:?}")]
     Subscribe {
         topics: Vec<String>,
         #[source]
@@ -82,7 +82,8 @@ impl ConsumerContext for IngestContext {
                 partition: e.partition(),
             };
             if let Some(offset) = self.book.revoke(&tp) {
-                let _ = commit.add_partition_offset(e.topic(), e.partition(), Offset::Offset(offset));
+                let _ =
+                    commit.add_partition_offset(e.topic(), e.partition(), Offset::Offset(offset));
             }
             self.metrics
                 .consumer_lag
@@ -149,15 +150,25 @@ impl OffsetStore for ConsumerStore {
 /// Consumer settings that make at-least-once hold; the caller's config supplies brokers,
 /// group and operator properties.
 pub fn consumer_config(mut base: ClientConfig, group_id: &str) -> ClientConfig {
+    // Defaults the operator may override with kafka.properties.
+    for (key, value) in [
+        // Fail over within seconds when an instance dies (librdkafka's default is 45 s).
+        ("session.timeout.ms", "10000"),
+        ("heartbeat.interval.ms", "2000"),
+        ("statistics.interval.ms", "5000"),
+        // Bound what librdkafka prefetches; the in-flight limit bounds the rest.
+        ("queued.max.messages.kbytes", "16384"),
+    ] {
+        if base.get(key).is_none() {
+            base.set(key, value);
+        }
+    }
     base.set("group.id", group_id)
         .set("enable.auto.commit", "true")
         .set("auto.commit.interval.ms", "1000")
         // Offsets are stored by the book as deliveries settle, never on read.
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
-        .set("statistics.interval.ms", "5000")
-        // Bound what librdkafka prefetches; the in-flight limit bounds the rest.
-        .set("queued.max.messages.kbytes", "16384")
         .set("enable.partition.eof", "false");
     base
 }
@@ -210,9 +221,10 @@ impl Ingest {
             revoked_tx,
             readiness: parts.readiness,
         };
-        let consumer: StreamConsumer<IngestContext> = consumer_config(parts.client, &parts.group_id)
-            .create_with_context(context)
-            .map_err(IngestError::Create)?;
+        let consumer: StreamConsumer<IngestContext> =
+            consumer_config(parts.client, &parts.group_id)
+                .create_with_context(context)
+                .map_err(IngestError::Create)?;
         let consumer = Arc::new(consumer);
         book.set_store(Arc::new(ConsumerStore(Arc::downgrade(&consumer))));
         let mut topics = vec![parts.events_topic.clone()];
@@ -256,15 +268,28 @@ impl Ingest {
         drain: Duration,
     ) -> Result<(), IngestError> {
         let mut gauges = tokio::time::interval(Duration::from_secs(1));
+        let mut ticks = 0u64;
         // A handle of our own: the message borrows the consumer, and handling needs `self`.
         let consumer = self.consumer.clone();
         loop {
             tokio::select! {
                 biased;
-                _ = shutdown.wait_for(|stop| *stop) => break,
+                () = crate::app::stopped(&mut shutdown) => break,
                 Some(revoked) = self.revoked_rx.recv() => self.drop_held(&revoked),
                 Some(tp) = self.wake_rx.recv() => self.release_due(&tp).await,
-                _ = gauges.tick() => self.update_gauges(),
+                _ = gauges.tick() => {
+                    self.update_gauges();
+                    ticks += 1;
+                    if ticks.is_multiple_of(10) {
+                        debug!(
+                            consumed = self.metrics.events_consumed.get(),
+                            in_flight = self.metrics.in_flight.get(),
+                            unsettled_offsets = self.book.unsettled(),
+                            free_permits = self.in_flight.available_permits(),
+                            "ingest progress"
+                        );
+                    }
+                }
                 received = consumer.recv() => match received {
                     Ok(msg) => self.handle(&msg).await?,
                     Err(e) => warn!(error = %e, "consumer error"),
@@ -279,7 +304,10 @@ impl Ingest {
         }
         let left = self.book.unsettled();
         if left > 0 {
-            warn!(unsettled = left, "drain timeout: unsettled records stay uncommitted and will be read again");
+            warn!(
+                unsettled = left,
+                "drain timeout: unsettled records stay uncommitted and will be read again"
+            );
         }
         self.commit_settled();
         Ok(())
@@ -296,7 +324,9 @@ impl Ingest {
         }
         match self.consumer.commit(&tpl, CommitMode::Sync) {
             Ok(()) => info!(partitions = tpl.count(), "committed settled offsets"),
-            Err(e) => warn!(error = %e, "final commit failed; uncommitted records will be read again"),
+            Err(e) => {
+                warn!(error = %e, "final commit failed; uncommitted records will be read again")
+            }
         }
     }
 
@@ -311,7 +341,10 @@ impl Ingest {
             self.handle_retry(msg, &tp).await;
             Ok(())
         } else {
-            warn!(topic = msg.topic(), "record from an unexpected topic ignored");
+            warn!(
+                topic = msg.topic(),
+                "record from an unexpected topic ignored"
+            );
             Ok(())
         }
     }
@@ -471,12 +504,21 @@ impl Ingest {
             for (tp, q) in &self.held {
                 if &*tp.topic == topic.as_str() {
                     waiting += q.len() as i64;
-                    overdue += q.iter().filter(|h| h.envelope.due_at_ms + 1000 < now).count() as i64;
+                    overdue += q
+                        .iter()
+                        .filter(|h| h.envelope.due_at_ms + 1000 < now)
+                        .count() as i64;
                 }
             }
             let tier = tier_label(i);
-            self.metrics.retry_waiting.with_label_values(&[&tier]).set(waiting);
-            self.metrics.retry_overdue.with_label_values(&[&tier]).set(overdue);
+            self.metrics
+                .retry_waiting
+                .with_label_values(&[&tier])
+                .set(waiting);
+            self.metrics
+                .retry_overdue
+                .with_label_values(&[&tier])
+                .set(overdue);
         }
     }
 }

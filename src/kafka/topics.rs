@@ -41,19 +41,25 @@ pub struct Difference {
 
 #[derive(Debug, thiserror::Error)]
 pub enum TopicsError {
-    #[error("Kafka admin client: {0}")]
+    #[error("Kafka admin request failed")]
     Client(#[source] KafkaError),
     #[error("creating topic {topic}: {code}")]
-    Create { topic: String, code: RDKafkaErrorCode },
-    #[error("reading the configs of topic {topic}: {source}")]
+    Create {
+        topic: String,
+        code: RDKafkaErrorCode,
+    },
+    #[error("reading the configs of topic {topic}")]
     Describe {
         topic: String,
         #[source]
         source: KafkaError,
     },
     #[error("reading the configs of topic {topic}: {code}")]
-    DescribeCode { topic: String, code: RDKafkaErrorCode },
-    #[error("fetching metadata: {0}")]
+    DescribeCode {
+        topic: String,
+        code: RDKafkaErrorCode,
+    },
+    #[error("fetching metadata")]
     Metadata(#[source] KafkaError),
 }
 
@@ -83,7 +89,10 @@ pub fn topic_specs(config: &Config) -> Vec<TopicSpec> {
             &[
                 ("cleanup.policy", "compact".to_owned()),
                 // Keep tombstones long enough for every instance to see a delete.
-                ("delete.retention.ms", millis(Duration::from_secs(7 * 86_400))),
+                (
+                    "delete.retention.ms",
+                    millis(Duration::from_secs(7 * 86_400)),
+                ),
                 ("min.compaction.lag.ms", "0".to_owned()),
             ],
         ),
@@ -105,7 +114,10 @@ pub fn topic_specs(config: &Config) -> Vec<TopicSpec> {
         spec(
             &t.notifications,
             t.partitions.notifications,
-            &[delete(), ("retention.ms", millis(t.retention.notifications))],
+            &[
+                delete(),
+                ("retention.ms", millis(t.retention.notifications)),
+            ],
         ),
     ];
     for tier in &config.retry.tiers {
@@ -160,23 +172,16 @@ pub async fn ensure_topics(
     }
 
     let partitions = partition_counts(admin, &existing)?;
-    let resources: Vec<ResourceSpecifier<'_>> = existing
-        .iter()
-        .map(|s| ResourceSpecifier::Topic(&s.name))
-        .collect();
-    let described = admin
-        .describe_configs(resources.iter(), &opts)
-        .await
-        .map_err(|source| TopicsError::Describe {
-            topic: existing.first().map(|s| s.name.clone()).unwrap_or_default(),
-            source,
-        })?;
+    let described = describe(admin, &existing, &opts).await?;
     for (spec, result) in existing.into_iter().zip(described) {
         let resource = result.map_err(|code| TopicsError::DescribeCode {
             topic: spec.name.clone(),
             code,
         })?;
-        debug_assert!(matches!(resource.specifier, OwnedResourceSpecifier::Topic(_)));
+        debug_assert!(matches!(
+            resource.specifier,
+            OwnedResourceSpecifier::Topic(_)
+        ));
         let mut differences = Vec::new();
         if let Some(&actual) = partitions.get(&spec.name)
             && actual != spec.partitions
@@ -208,6 +213,38 @@ pub async fn ensure_topics(
         reports.push((spec.name.clone(), report));
     }
     Ok(reports)
+}
+
+/// DescribeConfigs for `specs`. A topic created a moment ago (by us or by someone racing us)
+/// can come back with no config entries until the broker's metadata settles, so such an
+/// answer is asked again for a few seconds before it is believed.
+async fn describe(
+    admin: &AdminClient<DefaultClientContext>,
+    specs: &[&TopicSpec],
+    opts: &AdminOptions,
+) -> Result<Vec<rdkafka::admin::ConfigResourceResult>, TopicsError> {
+    let resources: Vec<ResourceSpecifier<'_>> = specs
+        .iter()
+        .map(|s| ResourceSpecifier::Topic(&s.name))
+        .collect();
+    let mut tries = 0;
+    loop {
+        let described = admin
+            .describe_configs(resources.iter(), opts)
+            .await
+            .map_err(|source| TopicsError::Describe {
+                topic: specs.first().map(|s| s.name.clone()).unwrap_or_default(),
+                source,
+            })?;
+        let settled = described
+            .iter()
+            .all(|r| r.as_ref().map_or(true, |res| !res.entries.is_empty()));
+        tries += 1;
+        if settled || tries >= 20 {
+            return Ok(described);
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }
 
 fn partition_counts(
@@ -261,10 +298,7 @@ mod tests {
             .find(|s| s.name == "webhook-subscriptions")
             .expect("subscriptions topic");
         assert_eq!(subs.configs["cleanup.policy"], "compact");
-        let dlq = specs
-            .iter()
-            .find(|s| s.name == "webhook-dlq")
-            .expect("dlq");
+        let dlq = specs.iter().find(|s| s.name == "webhook-dlq").expect("dlq");
         let weeks: u64 = dlq.configs["retention.ms"].parse().expect("millis");
         assert!(weeks >= 14 * 86_400_000, "dead letters kept for weeks");
         for tier in &config.retry.tiers {

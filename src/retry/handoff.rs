@@ -138,7 +138,13 @@ impl Handoff {
     }
 
     /// Writes a record and waits for the broker's acknowledgement, retrying until it lands.
-    async fn write(&self, topic: &str, key: Option<&[u8]>, value: Option<&[u8]>, headers: OwnedHeaders) {
+    async fn write(
+        &self,
+        topic: &str,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: OwnedHeaders,
+    ) {
         loop {
             let mut record: FutureRecord<'_, [u8], [u8]> =
                 FutureRecord::to(topic).headers(headers.clone());
@@ -168,14 +174,23 @@ impl Handoff {
     }
 
     /// Logs one request on the attempts topic.
-    pub fn record_attempt(&self, endpoint: &Endpoint, batch: &[Delivery], failure: &Failure, outcome: &str) {
+    pub fn record_attempt(
+        &self,
+        endpoint: &Endpoint,
+        batch: &[Delivery],
+        failure: &Failure,
+        outcome: &str,
+    ) {
         let Some(first) = batch.first() else {
             return;
         };
         let success = outcome == "delivered";
         self.metrics
             .attempts
-            .with_label_values(&[if success { "success" } else { "failure" }, failure.status_class()])
+            .with_label_values(&[
+                if success { "success" } else { "failure" },
+                failure.status_class(),
+            ])
             .inc();
         let record = AttemptRecord {
             delivery_id: first.id.clone(),
@@ -192,14 +207,21 @@ impl Handoff {
             tier: None,
         };
         match record.to_avro() {
-            Ok(bytes) => self.write_async(&self.topics.attempts, endpoint.id.as_str().as_bytes(), &bytes),
+            Ok(bytes) => self.write_async(
+                &self.topics.attempts,
+                endpoint.id.as_str().as_bytes(),
+                &bytes,
+            ),
             Err(e) => warn!(error = %e, "could not encode an attempt record"),
         }
     }
 
     /// A 2xx: the endpoint's consecutive-failure count starts over.
     pub fn succeeded(&self, endpoint: &Endpoint) {
-        self.breaker.lock().unwrap_or_else(|e| e.into_inner()).record_success(&endpoint.id);
+        self.breaker
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .record_success(&endpoint.id);
     }
 
     /// A failed attempt. Returns true when it tripped the breaker and the endpoint is now
@@ -211,7 +233,8 @@ impl Handoff {
             .unwrap_or_else(|e| e.into_inner())
             .record_failure(&endpoint.id);
         if trip == Trip::Open {
-            self.disable_endpoint(endpoint, "consecutive_failures", failure).await;
+            self.disable_endpoint(endpoint, "consecutive_failures", failure)
+                .await;
             return true;
         }
         false
@@ -230,15 +253,21 @@ impl Handoff {
         });
         d.first_attempt_ms.get_or_insert(now);
         match self.schedule.after_failure(d.attempt, failure.not_before) {
-            NextStep::Tier { index, attempt, delay } => {
+            NextStep::Tier {
+                index,
+                attempt,
+                delay,
+            } => {
                 d.attempt = attempt;
                 self.to_tier(d, index, delay, failure).await;
             }
             NextStep::DeadLetter => {
                 if let Ok(Some(endpoint)) = self.table.get(&d.endpoint_id) {
-                    self.disable_endpoint(&endpoint, "retries_exhausted", failure).await;
+                    self.disable_endpoint(&endpoint, "retries_exhausted", failure)
+                        .await;
                 }
-                self.dead_letter(d, "retries_exhausted", Some(failure)).await;
+                self.dead_letter(d, "retries_exhausted", Some(failure))
+                    .await;
             }
         }
     }
@@ -247,13 +276,19 @@ impl Handoff {
     /// Its attempt number is unchanged (nothing was sent).
     pub async fn overflow(&self, d: Delivery) {
         let failure = Failure::local("endpoint backlog full".to_owned());
-        let delay = self.schedule.tiers().first().copied().unwrap_or(Duration::from_secs(60));
+        let delay = self
+            .schedule
+            .tiers()
+            .first()
+            .copied()
+            .unwrap_or(Duration::from_secs(60));
         self.to_tier(d, 0, delay, &failure).await;
     }
 
     async fn to_tier(&self, d: Delivery, index: usize, delay: Duration, failure: &Failure) {
         let Some(topic) = self.topics.tiers.get(index) else {
-            self.dead_letter(d, "retries_exhausted", Some(failure)).await;
+            self.dead_letter(d, "retries_exhausted", Some(failure))
+                .await;
             return;
         };
         let due_at_ms = now_ms() + delay.as_millis() as i64;
@@ -262,9 +297,21 @@ impl Handoff {
             return;
         };
         let headers = retry_headers(&d, &envelope, failure);
-        self.write(topic, Some(d.endpoint_id.as_str().as_bytes()), Some(&bytes), headers).await;
-        self.metrics.retry_scheduled.with_label_values(&[&tier_label(index)]).inc();
-        self.metrics.deliveries.with_label_values(&["retry_scheduled"]).inc();
+        self.write(
+            topic,
+            Some(d.endpoint_id.as_str().as_bytes()),
+            Some(&bytes),
+            headers,
+        )
+        .await;
+        self.metrics
+            .retry_scheduled
+            .with_label_values(&[&tier_label(index)])
+            .inc();
+        self.metrics
+            .deliveries
+            .with_label_values(&["retry_scheduled"])
+            .inc();
         d.settle();
     }
 
@@ -272,7 +319,12 @@ impl Handoff {
     pub async fn dead_letter(&self, mut d: Delivery, reason: &str, failure: Option<&Failure>) {
         let failure = failure.cloned().unwrap_or_default();
         d.first_attempt_ms.get_or_insert(now_ms());
-        let envelope = d.to_envelope(now_ms(), failure.status, failure.error.clone(), Some(reason.to_owned()));
+        let envelope = d.to_envelope(
+            now_ms(),
+            failure.status,
+            failure.error.clone(),
+            Some(reason.to_owned()),
+        );
         let Some(bytes) = encode_or_log(&envelope) else {
             return;
         };
@@ -281,10 +333,21 @@ impl Handoff {
             key: "hookrelay-dead-letter-reason",
             value: Some(reason.as_bytes()),
         });
-        self.write(&self.topics.dead_letter, Some(d.endpoint_id.as_str().as_bytes()), Some(&bytes), headers)
-            .await;
-        self.metrics.dead_lettered.with_label_values(&[reason]).inc();
-        self.metrics.deliveries.with_label_values(&["dead_lettered"]).inc();
+        self.write(
+            &self.topics.dead_letter,
+            Some(d.endpoint_id.as_str().as_bytes()),
+            Some(&bytes),
+            headers,
+        )
+        .await;
+        self.metrics
+            .dead_lettered
+            .with_label_values(&[reason])
+            .inc();
+        self.metrics
+            .deliveries
+            .with_label_values(&["dead_lettered"])
+            .inc();
         info!(delivery_id = %d.id, endpoint_id = %d.endpoint_id, event_id = %d.event_id, reason, "delivery dead-lettered");
         d.settle();
     }
@@ -306,10 +369,18 @@ impl Handoff {
             tier: None,
         };
         if let Some(bytes) = encode_or_log(&record) {
-            self.write(&self.topics.attempts, Some(d.endpoint_id.as_str().as_bytes()), Some(&bytes), OwnedHeaders::new())
-                .await;
+            self.write(
+                &self.topics.attempts,
+                Some(d.endpoint_id.as_str().as_bytes()),
+                Some(&bytes),
+                OwnedHeaders::new(),
+            )
+            .await;
         }
-        self.metrics.deliveries.with_label_values(&["dropped"]).inc();
+        self.metrics
+            .deliveries
+            .with_label_values(&["dropped"])
+            .inc();
         d.settle();
     }
 
@@ -341,10 +412,21 @@ impl Handoff {
                 return;
             }
         };
-        self.write(&self.topics.subscriptions, Some(endpoint.id.as_str().as_bytes()), Some(&bytes), OwnedHeaders::new())
-            .await;
-        self.breaker.lock().unwrap_or_else(|e| e.into_inner()).forget(&endpoint.id);
-        self.metrics.endpoints_disabled.with_label_values(&[reason]).inc();
+        self.write(
+            &self.topics.subscriptions,
+            Some(endpoint.id.as_str().as_bytes()),
+            Some(&bytes),
+            OwnedHeaders::new(),
+        )
+        .await;
+        self.breaker
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .forget(&endpoint.id);
+        self.metrics
+            .endpoints_disabled
+            .with_label_values(&[reason])
+            .inc();
         warn!(endpoint_id = %endpoint.id, reason, "endpoint disabled");
         let notification = EndpointNotification {
             id: notification_id(&endpoint.id.to_string(), disabled.version),
@@ -358,8 +440,13 @@ impl Handoff {
             last_error: failure.error.clone(),
         };
         if let Some(bytes) = encode_or_log(&notification) {
-            self.write(&self.topics.notifications, Some(endpoint.id.as_str().as_bytes()), Some(&bytes), OwnedHeaders::new())
-                .await;
+            self.write(
+                &self.topics.notifications,
+                Some(endpoint.id.as_str().as_bytes()),
+                Some(&bytes),
+                OwnedHeaders::new(),
+            )
+            .await;
         }
     }
 
@@ -370,7 +457,10 @@ impl Handoff {
         let mut headers = OwnedHeaders::new();
         if let Some(original) = msg.headers() {
             for h in original.iter() {
-                headers = headers.insert(Header { key: h.key, value: h.value });
+                headers = headers.insert(Header {
+                    key: h.key,
+                    value: h.value,
+                });
             }
         }
         for (key, value) in crate::event::invalid_headers(
@@ -380,9 +470,13 @@ impl Handoff {
             msg.partition(),
             msg.offset(),
         ) {
-            headers = headers.insert(Header { key: &key, value: Some(&value) });
+            headers = headers.insert(Header {
+                key: &key,
+                value: Some(&value),
+            });
         }
-        self.write(&self.topics.invalid, msg.key(), msg.payload(), headers).await;
+        self.write(&self.topics.invalid, msg.key(), msg.payload(), headers)
+            .await;
         settle.settle();
     }
 
@@ -393,8 +487,12 @@ impl Handoff {
             key: "hookrelay-dead-letter-reason",
             value: Some("undecodable_retry_record".as_bytes()),
         });
-        self.write(&self.topics.dead_letter, msg.key(), msg.payload(), headers).await;
-        self.metrics.dead_lettered.with_label_values(&["undecodable_retry_record"]).inc();
+        self.write(&self.topics.dead_letter, msg.key(), msg.payload(), headers)
+            .await;
+        self.metrics
+            .dead_lettered
+            .with_label_values(&["undecodable_retry_record"])
+            .inc();
         settle.settle();
     }
 }
@@ -458,30 +556,57 @@ fn retry_headers(d: &Delivery, envelope: &DeliveryEnvelope, failure: &Failure) -
         ("hookrelay-event-id", d.event_id.to_string()),
         ("hookrelay-attempt", attempt.to_string()),
         ("hookrelay-due-at-ms", envelope.due_at_ms.to_string()),
-        ("hookrelay-first-attempt-ms", envelope.first_attempt_at_ms.to_string()),
+        (
+            "hookrelay-first-attempt-ms",
+            envelope.first_attempt_at_ms.to_string(),
+        ),
         ("hookrelay-last-status", status),
         ("hookrelay-last-error", error.clone()),
         ("hookrelay-origin-topic", envelope.origin_topic.clone()),
-        ("hookrelay-origin-partition", envelope.origin_partition.to_string()),
-        ("hookrelay-origin-offset", envelope.origin_offset.to_string()),
+        (
+            "hookrelay-origin-partition",
+            envelope.origin_partition.to_string(),
+        ),
+        (
+            "hookrelay-origin-offset",
+            envelope.origin_offset.to_string(),
+        ),
     ];
     let mut h = OwnedHeaders::new_with_capacity(text.len() + 6);
     for (k, v) in &text {
-        h = h.insert(Header { key: k, value: Some(v.as_bytes()) });
+        h = h.insert(Header {
+            key: k,
+            value: Some(v.as_bytes()),
+        });
     }
-    h.insert(Header { key: "retry_topic-attempts", value: Some(&attempt.to_be_bytes()) })
-        .insert(Header {
-            key: "retry_topic-backoff-timestamp",
-            value: Some(&java_big_integer(envelope.due_at_ms)),
-        })
-        .insert(Header {
-            key: "retry_topic-original-timestamp",
-            value: Some(&java_big_integer(envelope.first_attempt_at_ms)),
-        })
-        .insert(Header { key: "kafka_dlt-original-topic", value: Some(origin_topic.as_bytes()) })
-        .insert(Header { key: "kafka_dlt-original-partition", value: Some(&origin_partition.to_be_bytes()) })
-        .insert(Header { key: "kafka_dlt-original-offset", value: Some(&origin_offset.to_be_bytes()) })
-        .insert(Header { key: "kafka_dlt-exception-message", value: Some(error.as_bytes()) })
+    h.insert(Header {
+        key: "retry_topic-attempts",
+        value: Some(&attempt.to_be_bytes()),
+    })
+    .insert(Header {
+        key: "retry_topic-backoff-timestamp",
+        value: Some(&java_big_integer(envelope.due_at_ms)),
+    })
+    .insert(Header {
+        key: "retry_topic-original-timestamp",
+        value: Some(&java_big_integer(envelope.first_attempt_at_ms)),
+    })
+    .insert(Header {
+        key: "kafka_dlt-original-topic",
+        value: Some(origin_topic.as_bytes()),
+    })
+    .insert(Header {
+        key: "kafka_dlt-original-partition",
+        value: Some(&origin_partition.to_be_bytes()),
+    })
+    .insert(Header {
+        key: "kafka_dlt-original-offset",
+        value: Some(&origin_offset.to_be_bytes()),
+    })
+    .insert(Header {
+        key: "kafka_dlt-exception-message",
+        value: Some(error.as_bytes()),
+    })
 }
 
 /// `java.math.BigInteger.valueOf(v).toByteArray()`: minimal big-endian two's complement,

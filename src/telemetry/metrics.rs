@@ -3,8 +3,7 @@
 //! partition); endpoint, account and event ids go in log spans, never in labels.
 
 use prometheus::{
-    Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
-    Opts, Registry,
+    Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
 };
 
 /// The names of every metric, for documentation and for the dashboard/alert tests.

@@ -24,7 +24,11 @@ pub fn unique(prefix: &str) -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())
         .unwrap_or(0);
-    format!("{prefix}-{}-{n}-{:x}", std::process::id(), nanos & 0xff_ffff)
+    format!(
+        "{prefix}-{}-{n}-{:x}",
+        std::process::id(),
+        nanos & 0xff_ffff
+    )
 }
 
 pub fn client_config() -> ClientConfig {
@@ -87,7 +91,6 @@ pub async fn produce(
 /// Every record currently in `topic` (all partitions, from the beginning): reads until no
 /// record arrives for a second.
 pub fn read_all(topic: &str) -> Vec<rdkafka::message::OwnedMessage> {
-    use rdkafka::Message;
     use rdkafka::consumer::{BaseConsumer, Consumer};
     let consumer: BaseConsumer = client_config()
         .set("group.id", unique("reader"))
@@ -108,7 +111,10 @@ pub fn read_all(topic: &str) -> Vec<rdkafka::message::OwnedMessage> {
             Some(Err(e)) => panic!("reading {topic}: {e}"),
             None => {
                 // The first assignment takes a moment; only count idleness after it.
-                let assigned = consumer.assignment().map(|a| a.count() > 0).unwrap_or(false);
+                let assigned = consumer
+                    .assignment()
+                    .map(|a| a.count() > 0)
+                    .unwrap_or(false);
                 if assigned && idle_since.elapsed() > Duration::from_secs(1) && !out.is_empty() {
                     break;
                 }
@@ -118,6 +124,5 @@ pub fn read_all(topic: &str) -> Vec<rdkafka::message::OwnedMessage> {
             }
         }
     }
-    let _ = out.iter().map(|m| m.offset()).count();
     out
 }

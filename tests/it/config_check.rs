@@ -69,7 +69,10 @@ fn wrong_type_is_named() {
         &check("[delivery]\nendpoint_concurrency = \"four\"\n"),
         &["endpoint_concurrency"],
     );
-    assert_fails_naming(&check("[admin]\nlisten = \"not an address\"\n"), &["listen"]);
+    assert_fails_naming(
+        &check("[admin]\nlisten = \"not an address\"\n"),
+        &["listen"],
+    );
     assert_fails_naming(
         &check("[delivery]\nssrf_allowlist = [\"10.0.0.0/33\"]\n"),
         &["ssrf_allowlist"],
@@ -83,7 +86,9 @@ fn out_of_range_value_is_named() {
         &["delivery.batch.max_events"],
     );
     assert_fails_naming(
-        &check("[retry]\ntiers = [{ topic = \"a\", delay = \"5m\" }, { topic = \"b\", delay = \"1m\" }]\n"),
+        &check(
+            "[retry]\ntiers = [{ topic = \"a\", delay = \"5m\" }, { topic = \"b\", delay = \"1m\" }]\n",
+        ),
         &["retry.tiers"],
     );
     assert_fails_naming(

@@ -14,10 +14,14 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use crate::common;
 use crate::harness::{self, RunningApp, endpoint, publish_endpoints, secret, test_config};
-use crate::receiver::{Behavior, Receiver, Received};
+use crate::receiver::{Behavior, Received, Receiver};
 
 pub fn event(i: usize, account: &str, t: EventType) -> hookrelay::event::LicenseEvent {
-    hookrelay::event::sample(EventId::new(format!("evt_{i:07}")), t, AccountId::from(account))
+    hookrelay::event::sample(
+        EventId::new(format!("evt_{i:07}")),
+        t,
+        AccountId::from(account),
+    )
 }
 
 /// Produces `events` as (account, type) with Avro and JSON mixed; returns (event id, account, type).
@@ -35,7 +39,9 @@ pub async fn produce_events(
             encode_json(&e)
         };
         loop {
-            let record = FutureRecord::to(topic).key(account.as_str()).payload(&payload);
+            let record = FutureRecord::to(topic)
+                .key(account.as_str())
+                .payload(&payload);
             match producer.send_result(record) {
                 Ok(_) => break,
                 Err(_) => {
@@ -49,23 +55,12 @@ pub async fn produce_events(
     out
 }
 
-/// Every (event id, endpoint name) pair the receiver got, and how often.
-fn pairs(received: &[Received]) -> HashMap<(String, String), Vec<String>> {
-    let mut map: HashMap<(String, String), Vec<String>> = HashMap::new();
-    for r in received {
-        let name = r.path.trim_start_matches("/ep/").to_owned();
-        for id in r.event_ids() {
-            map.entry((id, name.clone()))
-                .or_default()
-                .push(r.webhook_id.clone());
-        }
-    }
-    map
-}
-
 /// Writes the requests to a JSON-lines file and verifies them with the reference Python
 /// Standard Webhooks library (installed by scripts/test). Returns its "N passed" line.
-fn verify_with_reference_library(received: &[Received], secrets: &HashMap<String, Secret>) -> String {
+fn verify_with_reference_library(
+    received: &[Received],
+    secrets: &HashMap<String, Secret>,
+) -> String {
     use base64::Engine;
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("requests.jsonl");
@@ -86,12 +81,17 @@ fn verify_with_reference_library(received: &[Received], secrets: &HashMap<String
     }
     std::fs::write(&file, lines).expect("write requests");
     let python = std::env::var("HOOKRELAY_TEST_PYTHON").unwrap_or_else(|_| "python3".to_owned());
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/verify_standardwebhooks.py");
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/verify_standardwebhooks.py"
+    );
     let out = std::process::Command::new(&python)
         .arg(script)
         .arg(&file)
         .output()
-        .unwrap_or_else(|e| panic!("running {python} (run scripts/test, which installs the verifier): {e}"));
+        .unwrap_or_else(|e| {
+            panic!("running {python} (run scripts/test, which installs the verifier): {e}")
+        });
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
@@ -145,9 +145,35 @@ async fn wait_committed(group: &str, topic: &str, timeout: Duration) -> (i64, i6
     }
 }
 
+/// Waits until the consumer group is stable with `members` members that all have partitions.
+async fn wait_for_members(group: &str, members: usize) {
+    let consumer: BaseConsumer = common::client_config().create().expect("client");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let list = consumer
+            .fetch_group_list(Some(group), Duration::from_secs(5))
+            .expect("group list");
+        let stable = list.groups().iter().any(|g| {
+            g.state() == "Stable"
+                && g.members().len() == members
+                && g.members()
+                    .iter()
+                    .all(|m| m.assignment().is_some_and(|a| a.len() > 8))
+        });
+        if stable {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "group {group} never had {members} members with partitions"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
 /// Which types endpoint `n` subscribes to: every third gets all, the rest three types.
 fn subscribed_types(n: usize) -> Vec<EventType> {
-    if n % 3 == 0 {
+    if n.is_multiple_of(3) {
         return Vec::new();
     }
     let all = EventType::ALL;
@@ -171,7 +197,13 @@ async fn fans_out_20000_events_to_50_endpoints_and_every_request_verifies() {
         let type_names: Vec<&str> = types.iter().map(|t| t.as_str()).collect();
         let s = secret();
         let url = receiver.endpoint(&name, Behavior::Healthy);
-        endpoints.push(endpoint(&format!("ep_{name}"), account, &url, &type_names, &s));
+        endpoints.push(endpoint(
+            &format!("ep_{name}"),
+            account,
+            &url,
+            &type_names,
+            &s,
+        ));
         secrets.insert(name.clone(), s);
         subscriptions.push((name, account.to_owned(), types));
     }
@@ -191,44 +223,79 @@ async fn fans_out_20000_events_to_50_endpoints_and_every_request_verifies() {
             }
         }
     }
-    assert!(expected.len() > 60_000, "a meaningful fan-out: {}", expected.len());
+    assert!(
+        expected.len() > 60_000,
+        "a meaningful fan-out: {}",
+        expected.len()
+    );
 
     receiver
-        .wait_for(Duration::from_secs(180), "every subscribed pair", |r| {
-            let got = pairs(r);
-            expected.iter().all(|p| got.contains_key(p))
-        })
+        .wait_for_pairs(Duration::from_secs(180), &expected)
         .await;
     let received = receiver.received();
-    let got = pairs(&received);
-    let unexpected: Vec<_> = got.keys().filter(|p| !expected.contains(*p)).take(5).collect();
-    assert!(unexpected.is_empty(), "deliveries nobody subscribed to: {unexpected:?}");
+    let got = receiver.pairs();
+    let unexpected: Vec<_> = got
+        .keys()
+        .filter(|p| !expected.contains(*p))
+        .take(5)
+        .collect();
+    assert!(
+        unexpected.is_empty(),
+        "deliveries nobody subscribed to: {unexpected:?}"
+    );
     assert!(
         received.len() < expected.len(),
         "bursts were batched: {} requests for {} deliveries",
         received.len(),
         expected.len()
     );
-    assert!(received.iter().all(|r| r.user_agent.starts_with("hookrelay/")));
+    assert!(
+        received
+            .iter()
+            .all(|r| r.user_agent.starts_with("hookrelay/"))
+    );
 
     let verdict = verify_with_reference_library(&received, &secrets);
-    assert!(verdict.contains(&format!("{} passed, 0 failed", received.len())), "{verdict}");
+    assert!(
+        verdict.contains(&format!("{} passed, 0 failed", received.len())),
+        "{verdict}"
+    );
 
-    let (committed, end) = wait_committed(&config.kafka.group_id, &config.topics.events, Duration::from_secs(20)).await;
-    assert_eq!(committed, end, "the committed offsets pass every settled record");
-    assert!(app.metric("hookrelay_deliveries_total", "outcome=\"delivered\"") >= expected.len() as f64);
+    let (committed, end) = wait_committed(
+        &config.kafka.group_id,
+        &config.topics.events,
+        Duration::from_secs(20),
+    )
+    .await;
+    assert_eq!(
+        committed, end,
+        "the committed offsets pass every settled record"
+    );
+    assert!(
+        app.metric("hookrelay_deliveries_total", "outcome=\"delivered\"") >= expected.len() as f64
+    );
     app.stop().await.expect("clean stop");
 }
 
 /// Runs the hookrelay binary with `config` (written to a file in `dir`).
-fn spawn_binary(config: &hookrelay::config::Config, dir: &std::path::Path, admin_port: u16) -> std::process::Child {
+fn spawn_binary(
+    config: &hookrelay::config::Config,
+    dir: &std::path::Path,
+    admin_port: u16,
+) -> std::process::Child {
     let file = dir.join("hookrelay.toml");
     std::fs::write(&file, config.to_masked_toml()).expect("write config");
     std::process::Command::new(env!("CARGO_BIN_EXE_hookrelay"))
         .args(["run", "--config"])
         .arg(&file)
-        .env("HOOKRELAY__ADMIN__LISTEN", format!("127.0.0.1:{admin_port}"))
-        .env("HOOKRELAY_LOG", "warn")
+        .env(
+            "HOOKRELAY__ADMIN__LISTEN",
+            format!("127.0.0.1:{admin_port}"),
+        )
+        .env(
+            "HOOKRELAY_LOG",
+            std::env::var("HOOKRELAY_CHILD_LOG").unwrap_or_else(|_| "warn".to_owned()),
+        )
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::inherit())
         .spawn()
@@ -259,7 +326,9 @@ async fn sigkill_mid_stream_loses_nothing_and_duplicates_keep_their_webhook_id()
 
     let mut child = spawn_binary(&config, dir.path(), 0);
     receiver
-        .wait_for(Duration::from_secs(60), "a part of the stream", |r| r.len() >= 3_000)
+        .wait_for(Duration::from_secs(60), "a part of the stream", |r| {
+            r.len() >= 3_000
+        })
         .await;
     child.kill().expect("SIGKILL");
     let _ = child.wait();
@@ -268,12 +337,9 @@ async fn sigkill_mid_stream_loses_nothing_and_duplicates_keep_their_webhook_id()
 
     let mut child = spawn_binary(&config, dir.path(), 0);
     receiver
-        .wait_for(Duration::from_secs(120), "every pair after the restart", |r| {
-            let got = pairs(r);
-            expected.iter().all(|p| got.contains_key(p))
-        })
+        .wait_for_pairs(Duration::from_secs(120), &expected)
         .await;
-    let got = pairs(&receiver.received());
+    let got = receiver.pairs();
     let duplicates: Vec<_> = got.iter().filter(|(_, ids)| ids.len() > 1).collect();
     eprintln!(
         "SIGKILL after {before_restart} requests: {} pairs delivered more than once out of {}",
@@ -281,11 +347,17 @@ async fn sigkill_mid_stream_loses_nothing_and_duplicates_keep_their_webhook_id()
         expected.len()
     );
     for (pair, ids) in &duplicates {
-        assert!(ids.iter().all(|id| id == &ids[0]), "{pair:?} came with different webhook-ids: {ids:?}");
+        assert!(
+            ids.iter().all(|id| id == &ids[0]),
+            "{pair:?} came with different webhook-ids: {ids:?}"
+        );
     }
     // SIGTERM: a clean stop.
     let pid = child.id().to_string();
-    let status = std::process::Command::new("kill").args(["-TERM", &pid]).status().expect("kill");
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
     assert!(status.success());
     let exit = child.wait().expect("wait");
     assert!(exit.success(), "graceful shutdown exits 0: {exit:?}");
@@ -310,14 +382,19 @@ async fn two_instances_share_the_partitions_and_one_takes_over_when_the_other_st
     second_config.subscriptions.data_dir = second_dir.path().join("subs");
     let first = RunningApp::start(config.clone()).await;
     let second = RunningApp::start(second_config).await;
+    wait_for_members(&config.kafka.group_id, 2).await;
 
     let batch = |range: std::ops::Range<usize>| {
         let accounts = accounts.clone();
         range.map(move |i| (i, accounts[i % 8].clone(), EventType::ALL[i % 10]))
     };
     let mut produced = produce_events(&config.topics.events, batch(0..8_000)).await;
+    let first_part: BTreeSet<(String, String)> = produced
+        .iter()
+        .map(|(id, account, _)| (id.clone(), account.clone()))
+        .collect();
     receiver
-        .wait_for(Duration::from_secs(60), "the first 8,000", |r| pairs(r).len() >= 8_000)
+        .wait_for_pairs(Duration::from_secs(60), &first_part)
         .await;
     let consumed_first = first.metric("hookrelay_events_consumed_total", "");
     let consumed_second = second.metric("hookrelay_events_consumed_total", "");
@@ -334,10 +411,7 @@ async fn two_instances_share_the_partitions_and_one_takes_over_when_the_other_st
         .map(|(id, account, _)| (id.clone(), account.clone()))
         .collect();
     receiver
-        .wait_for(Duration::from_secs(90), "everything after the fail-over", |r| {
-            let got = pairs(r);
-            expected.iter().all(|p| got.contains_key(p))
-        })
+        .wait_for_pairs(Duration::from_secs(90), &expected)
         .await;
     assert!(second.metric("hookrelay_events_consumed_total", "") > consumed_second);
     second.stop().await.expect("second stops cleanly");
@@ -351,16 +425,29 @@ async fn loopback_is_refused_without_the_allowlist_and_nothing_is_sent() {
     let url = receiver.endpoint("s", Behavior::Healthy);
     publish_endpoints(&config, &[endpoint("ep_s", "acc_s", &url, &[], &secret())]).await;
     let app = RunningApp::start(config.clone()).await;
-    produce_events(&config.topics.events, (0..3).map(|i| (i, "acc_s".to_owned(), EventType::ALL[i]))).await;
+    produce_events(
+        &config.topics.events,
+        (0..3).map(|i| (i, "acc_s".to_owned(), EventType::ALL[i])),
+    )
+    .await;
 
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while app.metric("hookrelay_attempts_total", "status_class=\"refused\"") < 1.0 {
-        assert!(std::time::Instant::now() < deadline, "no refused attempt recorded");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no refused attempt recorded"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(receiver.received().is_empty(), "nothing reached the loopback receiver");
+    assert!(
+        receiver.received().is_empty(),
+        "nothing reached the loopback receiver"
+    );
     // Refused deliveries are retried later (the allowlist may change), so they settle.
     let retried = app.metric("hookrelay_retry_scheduled_total", "");
-    assert!(retried >= 1.0, "refused deliveries go to the first retry tier");
+    assert!(
+        retried >= 1.0,
+        "refused deliveries go to the first retry tier"
+    );
     app.stop().await.expect("clean stop");
 }

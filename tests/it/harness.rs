@@ -37,12 +37,21 @@ pub fn test_config(tiers_secs: &[u64], overrides: &[(&str, &str)]) -> (Config, t
         ("HOOKRELAY__TOPICS__INVALID", format!("{p}-invalid")),
         ("HOOKRELAY__TOPICS__DEAD_LETTER", format!("{p}-dlq")),
         ("HOOKRELAY__TOPICS__ATTEMPTS", format!("{p}-attempts")),
-        ("HOOKRELAY__TOPICS__NOTIFICATIONS", format!("{p}-notifications")),
+        (
+            "HOOKRELAY__TOPICS__NOTIFICATIONS",
+            format!("{p}-notifications"),
+        ),
         ("HOOKRELAY__TOPICS__PARTITIONS__EVENTS", "4".to_owned()),
-        ("HOOKRELAY__TOPICS__PARTITIONS__SUBSCRIPTIONS", "2".to_owned()),
+        (
+            "HOOKRELAY__TOPICS__PARTITIONS__SUBSCRIPTIONS",
+            "2".to_owned(),
+        ),
         ("HOOKRELAY__TOPICS__PARTITIONS__RETRY", "2".to_owned()),
         ("HOOKRELAY__RETRY__TIERS", format!("[{}]", tiers.join(","))),
-        ("HOOKRELAY__DELIVERY__SSRF_ALLOWLIST", r#"["127.0.0.0/8"]"#.to_owned()),
+        (
+            "HOOKRELAY__DELIVERY__SSRF_ALLOWLIST",
+            r#"["127.0.0.0/8"]"#.to_owned(),
+        ),
         ("HOOKRELAY__DELIVERY__ENDPOINT_RATE_LIMIT", "0".to_owned()),
         ("HOOKRELAY__ADMIN__LISTEN", "127.0.0.1:0".to_owned()),
         ("HOOKRELAY__SHUTDOWN__DRAIN_TIMEOUT", "5s".to_owned()),
@@ -88,10 +97,16 @@ impl RunningApp {
             })
             .await
         });
-        let (admin, table) = tokio::time::timeout(Duration::from_secs(60), started_rx)
+        let (admin, table) = match tokio::time::timeout(Duration::from_secs(60), started_rx)
             .await
             .expect("hookrelay started within 60 s")
-            .expect("hookrelay failed to start");
+        {
+            Ok(started) => started,
+            Err(_) => match handle.await {
+                Ok(Err(e)) => panic!("hookrelay failed to start: {e:#}"),
+                other => panic!("hookrelay failed to start: {other:?}"),
+            },
+        };
         RunningApp {
             admin,
             registry,

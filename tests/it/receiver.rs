@@ -20,7 +20,10 @@ use axum::routing::post;
 pub enum Behavior {
     Healthy,
     /// Answers `status` to the first `times` requests, then 200.
-    FailTimes { times: u32, status: u16 },
+    FailTimes {
+        times: u32,
+        status: u16,
+    },
     /// Always answers this status.
     Status(u16),
     /// Never answers (until the test ends).
@@ -63,6 +66,9 @@ struct Inner {
     behaviors: HashMap<String, Behavior>,
     counts: HashMap<String, u32>,
     received: Vec<Received>,
+    /// (event id, endpoint name) -> the webhook-ids it came with, kept as requests arrive
+    /// so waiting on a large test stays cheap.
+    pairs: HashMap<(String, String), Vec<String>>,
 }
 
 #[derive(Clone)]
@@ -97,6 +103,38 @@ impl Receiver {
         format!("http://{}/ep/{name}", self.addr)
     }
 
+    /// Every (event id, endpoint name) pair received, with the webhook-id of each arrival.
+    pub fn pairs(&self) -> HashMap<(String, String), Vec<String>> {
+        self.inner.lock().expect("lock").pairs.clone()
+    }
+
+    /// Waits until every pair in `expected` has arrived, or panics after `timeout`.
+    pub async fn wait_for_pairs(
+        &self,
+        timeout: Duration,
+        expected: &std::collections::BTreeSet<(String, String)>,
+    ) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let missing = {
+                let inner = self.inner.lock().expect("lock");
+                expected
+                    .iter()
+                    .filter(|p| !inner.pairs.contains_key(*p))
+                    .count()
+            };
+            if missing == 0 {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out: {missing} of {} pairs missing",
+                expected.len()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
     pub fn received(&self) -> Vec<Received> {
         self.inner.lock().expect("lock").received.clone()
     }
@@ -110,7 +148,12 @@ impl Receiver {
     }
 
     /// Waits until `pred` holds for what was received, or panics after `timeout`.
-    pub async fn wait_for(&self, timeout: Duration, what: &str, pred: impl Fn(&[Received]) -> bool) {
+    pub async fn wait_for(
+        &self,
+        timeout: Duration,
+        what: &str,
+        pred: impl Fn(&[Received]) -> bool,
+    ) {
         let deadline = Instant::now() + timeout;
         loop {
             if pred(&self.inner.lock().expect("lock").received) {
@@ -137,20 +180,34 @@ async fn handle(
     };
     let behavior = {
         let mut inner = inner.lock().expect("lock");
-        inner.received.push(Received {
+        let webhook_id = header("webhook-id");
+        let received = Received {
             path: format!("/ep/{name}"),
-            webhook_id: header("webhook-id"),
+            webhook_id: webhook_id.clone(),
             webhook_timestamp: header("webhook-timestamp"),
             webhook_signature: header("webhook-signature"),
             x_signature_sha256: header("x-signature-sha256"),
             user_agent: header("user-agent"),
             body,
             at: Instant::now(),
-        });
+        };
+        for id in received.event_ids() {
+            inner
+                .pairs
+                .entry((id, name.clone()))
+                .or_default()
+                .push(webhook_id.clone());
+        }
+        inner.received.push(received);
         let count = inner.counts.entry(name.clone()).or_default();
         *count += 1;
         let n = *count;
-        match inner.behaviors.get(&name).cloned().unwrap_or(Behavior::Healthy) {
+        match inner
+            .behaviors
+            .get(&name)
+            .cloned()
+            .unwrap_or(Behavior::Healthy)
+        {
             Behavior::FailTimes { times, status } if n <= times => Behavior::Status(status),
             Behavior::FailTimes { .. } => Behavior::Healthy,
             Behavior::Script(statuses) => statuses

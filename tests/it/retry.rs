@@ -13,7 +13,7 @@ use rdkafka::Message;
 use crate::common;
 use crate::delivery::produce_events;
 use crate::harness::{self, RunningApp, endpoint, publish_endpoints, secret, test_config};
-use crate::receiver::{Behavior, Receiver, Received};
+use crate::receiver::{Behavior, Received, Receiver};
 
 /// Attempt times per webhook-id, in order.
 fn attempts_by_id(received: &[Received]) -> HashMap<String, Vec<Instant>> {
@@ -31,8 +31,18 @@ fn check_gaps(times: &[Instant], tiers: &[u64], late: Duration) -> Vec<Duration>
     for (k, pair) in times.windows(2).enumerate() {
         let gap = pair[1] - pair[0];
         let due = Duration::from_secs(tiers[k]);
-        assert!(gap >= due, "attempt {} came {gap:?} after attempt {}, before its delay {due:?}", k + 2, k + 1);
-        assert!(gap <= due + late, "attempt {} came {:?} late", k + 2, gap - due);
+        assert!(
+            gap >= due,
+            "attempt {} came {gap:?} after attempt {}, before its delay {due:?}",
+            k + 2,
+            k + 1
+        );
+        assert!(
+            gap <= due + late,
+            "attempt {} came {:?} late",
+            k + 2,
+            gap - due
+        );
         lateness.push(gap - due);
     }
     lateness
@@ -44,23 +54,39 @@ async fn a_receiver_failing_twice_gets_attempts_at_the_tier_times_and_the_input_
     let receiver = Receiver::start().await;
     let (config, _dir) = test_config(&tiers, &[]);
     harness::create_topics(&config).await;
-    let url = receiver.endpoint("f", Behavior::FailTimes { times: 2, status: 503 });
+    let url = receiver.endpoint(
+        "f",
+        Behavior::FailTimes {
+            times: 2,
+            status: 503,
+        },
+    );
     publish_endpoints(&config, &[endpoint("ep_f", "acc_f", &url, &[], &secret())]).await;
     let app = RunningApp::start(config.clone()).await;
-    produce_events(&config.topics.events, std::iter::once((1, "acc_f".to_owned(), EventType::LicenseActivated))).await;
+    produce_events(
+        &config.topics.events,
+        std::iter::once((1, "acc_f".to_owned(), EventType::LicenseActivated)),
+    )
+    .await;
 
     receiver
-        .wait_for(Duration::from_secs(30), "the first attempt", |r| !r.is_empty())
+        .wait_for(Duration::from_secs(30), "the first attempt", |r| {
+            !r.is_empty()
+        })
         .await;
     let first_at = receiver.received()[0].at;
     // The input offset settles once the first retry record is written, long before attempt 2.
     let deadline = first_at + Duration::from_millis(2_500);
     loop {
-        let (committed, end) = crate::delivery::committed_and_end(&config.kafka.group_id, &config.topics.events);
+        let (committed, end) =
+            crate::delivery::committed_and_end(&config.kafka.group_id, &config.topics.events);
         if committed == end {
             break;
         }
-        assert!(Instant::now() < deadline, "input offset not committed before the first retry");
+        assert!(
+            Instant::now() < deadline,
+            "input offset not committed before the first retry"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(receiver.received().len(), 1, "attempt 2 waits for its tier");
@@ -71,10 +97,23 @@ async fn a_receiver_failing_twice_gets_attempts_at_the_tier_times_and_the_input_
     let received = receiver.received();
     assert_eq!(received.len(), 3);
     let ids: Vec<&str> = received.iter().map(|r| r.webhook_id.as_str()).collect();
-    assert!(ids.iter().all(|id| *id == ids[0]), "one webhook-id through every retry: {ids:?}");
-    assert!(received[2].webhook_timestamp > received[0].webhook_timestamp, "re-signed with a fresh timestamp");
-    check_gaps(&received.iter().map(|r| r.at).collect::<Vec<_>>(), &tiers, Duration::from_secs(1));
-    assert_eq!(app.metric("hookrelay_deliveries_total", "outcome=\"delivered\""), 1.0);
+    assert!(
+        ids.iter().all(|id| *id == ids[0]),
+        "one webhook-id through every retry: {ids:?}"
+    );
+    assert!(
+        received[2].webhook_timestamp > received[0].webhook_timestamp,
+        "re-signed with a fresh timestamp"
+    );
+    check_gaps(
+        &received.iter().map(|r| r.at).collect::<Vec<_>>(),
+        &tiers,
+        Duration::from_secs(1),
+    );
+    assert_eq!(
+        app.metric("hookrelay_deliveries_total", "outcome=\"delivered\""),
+        1.0
+    );
     app.stop().await.expect("clean stop");
 }
 
@@ -87,32 +126,55 @@ async fn a_receiver_that_always_fails_gets_six_attempts_then_dead_letter_disable
     let url = receiver.endpoint("x", Behavior::Status(500));
     publish_endpoints(&config, &[endpoint("ep_x", "acc_x", &url, &[], &secret())]).await;
     let app = RunningApp::start(config.clone()).await;
-    produce_events(&config.topics.events, std::iter::once((7, "acc_x".to_owned(), EventType::PaymentFailed))).await;
+    produce_events(
+        &config.topics.events,
+        std::iter::once((7, "acc_x".to_owned(), EventType::PaymentFailed)),
+    )
+    .await;
 
     let id = EndpointId::from("ep_x");
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let disabled = app.table.get(&id).expect("table").is_some_and(|ep| !ep.enabled);
+        let disabled = app
+            .table
+            .get(&id)
+            .expect("table")
+            .is_some_and(|ep| !ep.enabled);
         if disabled && app.metric("hookrelay_dead_lettered_total", "") >= 1.0 {
             break;
         }
-        assert!(Instant::now() < deadline, "endpoint not disabled / nothing dead-lettered");
+        assert!(
+            Instant::now() < deadline,
+            "endpoint not disabled / nothing dead-lettered"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let received = receiver.received();
     assert_eq!(received.len(), 6, "six attempts in all");
-    check_gaps(&received.iter().map(|r| r.at).collect::<Vec<_>>(), &tiers, Duration::from_secs(1));
+    check_gaps(
+        &received.iter().map(|r| r.at).collect::<Vec<_>>(),
+        &tiers,
+        Duration::from_secs(1),
+    );
 
     let dlq = common::read_all(&config.topics.dead_letter);
     assert_eq!(dlq.len(), 1, "one dead-letter record");
     let envelope = DeliveryEnvelope::from_avro(dlq[0].payload().expect("value")).expect("envelope");
-    assert_eq!(envelope.history.len(), 6, "the attempt history travels with it");
-    assert_eq!(envelope.dead_letter_reason.as_deref(), Some("retries_exhausted"));
+    assert_eq!(
+        envelope.history.len(),
+        6,
+        "the attempt history travels with it"
+    );
+    assert_eq!(
+        envelope.dead_letter_reason.as_deref(),
+        Some("retries_exhausted")
+    );
     assert!(!envelope.body.is_empty(), "the delivery itself, for replay");
 
     let notices = common::read_all(&config.topics.notifications);
     assert_eq!(notices.len(), 1, "one endpoint.disabled notification");
-    let notice = EndpointNotification::from_avro(notices[0].payload().expect("value")).expect("notice");
+    let notice =
+        EndpointNotification::from_avro(notices[0].payload().expect("value")).expect("notice");
     assert_eq!(notice.endpoint_id, "ep_x");
     assert_eq!(notice.kind, "endpoint.disabled");
     app.stop().await.expect("clean stop");
@@ -124,7 +186,10 @@ async fn a_restart_while_records_wait_in_every_tier_loses_nothing_and_sends_noth
     let receiver = Receiver::start().await;
     let (config, _dir) = test_config(
         &tiers,
-        &[("HOOKRELAY__RETRY__BREAKER_THRESHOLD", "1000"), ("HOOKRELAY__DELIVERY__BATCH__MAX_EVENTS", "1")],
+        &[
+            ("HOOKRELAY__RETRY__BREAKER_THRESHOLD", "1000"),
+            ("HOOKRELAY__DELIVERY__BATCH__MAX_EVENTS", "1"),
+        ],
     );
     harness::create_topics(&config).await;
     let url = receiver.endpoint("r", Behavior::Status(500));
@@ -133,14 +198,21 @@ async fn a_restart_while_records_wait_in_every_tier_loses_nothing_and_sends_noth
     // One event every 3 s: by the time the last is produced the first has moved through
     // several tiers, so records wait in different tiers.
     for i in 0..5 {
-        produce_events(&config.topics.events, std::iter::once((100 + i, "acc_r".to_owned(), EventType::ALL[i]))).await;
+        produce_events(
+            &config.topics.events,
+            std::iter::once((100 + i, "acc_r".to_owned(), EventType::ALL[i])),
+        )
+        .await;
         tokio::time::sleep(Duration::from_secs(3)).await;
     }
     tokio::time::sleep(Duration::from_secs(4)).await;
     let tiers_used = (1..=4)
         .filter(|t| app.metric("hookrelay_retry_scheduled_total", &format!("tier=\"{t}\"")) > 0.0)
         .count();
-    assert!(tiers_used >= 4, "records were written to at least four tiers before the restart");
+    assert!(
+        tiers_used >= 4,
+        "records were written to at least four tiers before the restart"
+    );
     app.stop().await.expect("clean stop");
 
     receiver.endpoint("r", Behavior::Healthy);
@@ -160,7 +232,10 @@ async fn a_restart_while_records_wait_in_every_tier_loses_nothing_and_sends_noth
                 gaps_ok = false;
             }
         }
-        assert!(gaps_ok, "{id}: an attempt came before its due time: {times:?}");
+        assert!(
+            gaps_ok,
+            "{id}: an attempt came before its due time: {times:?}"
+        );
     }
     app.stop().await.expect("clean stop");
 }
@@ -170,7 +245,10 @@ async fn ten_consecutive_failures_disable_the_endpoint_and_a_success_resets_the_
     let receiver = Receiver::start().await;
     let (config, _dir) = test_config(
         &[600],
-        &[("HOOKRELAY__DELIVERY__BATCH__MAX_EVENTS", "1"), ("HOOKRELAY__DELIVERY__ENDPOINT_CONCURRENCY", "1")],
+        &[
+            ("HOOKRELAY__DELIVERY__BATCH__MAX_EVENTS", "1"),
+            ("HOOKRELAY__DELIVERY__ENDPOINT_CONCURRENCY", "1"),
+        ],
     );
     harness::create_topics(&config).await;
     let mut script = vec![500; 9];
@@ -181,18 +259,41 @@ async fn ten_consecutive_failures_disable_the_endpoint_and_a_success_resets_the_
     let app = RunningApp::start(config.clone()).await;
     let id = EndpointId::from("ep_b");
 
-    produce_events(&config.topics.events, (0..19).map(|i| (i, "acc_b".to_owned(), EventType::ALL[i % 10]))).await;
-    receiver.wait_for(Duration::from_secs(30), "19 requests", |r| r.len() >= 19).await;
+    produce_events(
+        &config.topics.events,
+        (0..19).map(|i| (i, "acc_b".to_owned(), EventType::ALL[i % 10])),
+    )
+    .await;
+    receiver
+        .wait_for(Duration::from_secs(30), "19 requests", |r| r.len() >= 19)
+        .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(
-        app.table.get(&id).expect("table").expect("endpoint").enabled,
+        app.table
+            .get(&id)
+            .expect("table")
+            .expect("endpoint")
+            .enabled,
         "9 failures, a success, 9 failures: never 10 in a row"
     );
 
-    produce_events(&config.topics.events, std::iter::once((19, "acc_b".to_owned(), EventType::LicenseCreated))).await;
+    produce_events(
+        &config.topics.events,
+        std::iter::once((19, "acc_b".to_owned(), EventType::LicenseCreated)),
+    )
+    .await;
     let deadline = Instant::now() + Duration::from_secs(20);
-    while app.table.get(&id).expect("table").expect("endpoint").enabled {
-        assert!(Instant::now() < deadline, "the 10th consecutive failure disables the endpoint");
+    while app
+        .table
+        .get(&id)
+        .expect("table")
+        .expect("endpoint")
+        .enabled
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the 10th consecutive failure disables the endpoint"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let ep = app.table.get(&id).expect("table").expect("endpoint");

@@ -62,7 +62,12 @@ async fn creates_every_topic_with_its_settings_and_is_idempotent() {
         let resource = result.expect("describe result");
         for (key, wanted) in &spec.configs {
             let actual = resource.get(key).and_then(|e| e.value.clone());
-            assert_eq!(actual.as_deref(), Some(wanted.as_str()), "{} {key}", spec.name);
+            assert_eq!(
+                actual.as_deref(),
+                Some(wanted.as_str()),
+                "{} {key}",
+                spec.name
+            );
         }
     }
     let subs = resource_value(&admin, &config.topics.subscriptions, "cleanup.policy").await;
@@ -110,7 +115,12 @@ async fn reports_existing_topics_whose_settings_differ() {
     assert!(settings.contains(&"cleanup.policy"), "{diffs:?}");
     assert!(settings.contains(&"partitions"), "{diffs:?}");
     assert_eq!(
-        resource_value(&common::admin(), &config.topics.subscriptions, "cleanup.policy").await,
+        resource_value(
+            &common::admin(),
+            &config.topics.subscriptions,
+            "cleanup.policy"
+        )
+        .await,
         "delete",
         "drift is reported, not silently altered"
     );
