@@ -45,6 +45,7 @@ pub async fn run(
         "kafka.bootstrap_servers is empty: set it in the config file or HOOKRELAY__KAFKA__BOOTSTRAP_SERVERS (or run `hookrelay demo`)"
     );
     let metrics = Metrics::new(&registry).context("registering metrics")?;
+    metrics.init_tiers(config.retry.tiers.len());
     let readiness = Arc::new(Readiness::default());
     let admin_addr = admin::serve(
         config.admin.listen,

@@ -125,6 +125,8 @@ struct Worker {
     limits: Limits,
     bucket: Option<TokenBucket>,
     limits_loaded: Option<Instant>,
+    /// The endpoint as last read from the table (None: deleted; Err: the read failed).
+    endpoint: Snapshot,
 }
 
 /// An endpoint's effective limits: its overrides over the configured defaults.
@@ -177,8 +179,12 @@ impl Limits {
     }
 }
 
-/// How often a worker re-reads its endpoint's limits from the table.
-const LIMITS_REFRESH: Duration = Duration::from_secs(5);
+/// How often a worker re-reads its endpoint (URL, secrets, limits, enabled) from the table.
+/// Reading it per request costs a RocksDB read and a decode; a change (a rotation, a
+/// disable) takes effect within this long.
+const ENDPOINT_REFRESH: Duration = Duration::from_secs(1);
+
+type Snapshot = Result<Option<Arc<Endpoint>>, String>;
 
 impl Worker {
     fn new(
@@ -203,19 +209,24 @@ impl Worker {
             bucket: limits.bucket(),
             limits,
             limits_loaded: None,
+            endpoint: Ok(None),
         }
     }
 
     fn refresh_limits(&mut self, now: Instant) {
         if self
             .limits_loaded
-            .is_some_and(|at| now.duration_since(at) < LIMITS_REFRESH)
+            .is_some_and(|at| now.duration_since(at) < ENDPOINT_REFRESH)
         {
             return;
         }
         self.limits_loaded = Some(now);
-        let endpoint = self.shared.table.get(&self.id).ok().flatten();
-        let limits = Limits::of(endpoint.as_ref(), &self.shared.config);
+        self.endpoint = match self.shared.table.get(&self.id) {
+            Ok(endpoint) => Ok(endpoint.map(Arc::new)),
+            Err(e) => Err(e.to_string()),
+        };
+        let current = self.endpoint.as_ref().ok().and_then(|e| e.as_deref());
+        let limits = Limits::of(current, &self.shared.config);
         if limits != self.limits {
             self.bucket = limits.bucket();
             self.limits = limits;
@@ -350,10 +361,10 @@ impl Worker {
             self.in_flight += 1;
             let shared = self.shared.clone();
             let done = self.done_tx.clone();
-            let id = self.id.clone();
+            let endpoint = self.endpoint.clone();
             tokio::spawn(
                 async move {
-                    let ok = send(&shared, &id, batch).await;
+                    let ok = send(&shared, endpoint, batch).await;
                     let _ = done.send(ok);
                 }
                 .in_current_span(),
@@ -392,11 +403,11 @@ async fn sleep_until_opt(at: Option<Instant>) {
 
 /// Sends one request carrying `batch` (one delivery or several) and settles each delivery
 /// by the outcome. Returns true when the endpoint answered 2xx.
-async fn send(shared: &Shared, id: &EndpointId, batch: Vec<Delivery>) -> bool {
+async fn send(shared: &Shared, endpoint: Snapshot, batch: Vec<Delivery>) -> bool {
     let handoff = &shared.handoff;
     let metrics = &shared.metrics;
     let count = batch.len() as i64;
-    let endpoint = match shared.table.get(id) {
+    let endpoint = match endpoint {
         Ok(Some(ep)) => ep,
         Ok(None) => {
             for d in batch {
@@ -448,10 +459,7 @@ async fn send(shared: &Shared, id: &EndpointId, batch: Vec<Delivery>) -> bool {
     };
 
     metrics.batch_size.observe(batch.len() as f64);
-    let exchange = shared
-        .http
-        .post(endpoint.url.as_str(), &headers, body)
-        .await;
+    let exchange = shared.http.post(&endpoint.url, &headers, body).await;
     metrics
         .request_duration
         .observe(exchange.latency.as_secs_f64());

@@ -49,7 +49,9 @@ impl HttpSender {
             // Endpoints are customer servers: never route them through an ambient proxy.
             .no_proxy()
             .tcp_nodelay(true)
-            .pool_max_idle_per_host(64)
+            // No cap on idle connections per host: several endpoints often share a host
+            // (a customer's gateway), and a cap below their combined concurrency would close
+            // and reopen connections on every request. Idle ones close after a minute.
             .pool_idle_timeout(Duration::from_secs(60))
             .dns_resolver(GuardedResolver::new(guard.clone()))
             .build()
@@ -63,20 +65,10 @@ impl HttpSender {
 
     /// Posts `body` to `url` with the signature headers. Never fails: every failure is an
     /// [`AttemptResult`] the classifier decides on.
-    pub async fn post(&self, url: &str, headers: &SignedHeaders, body: Bytes) -> Exchange {
+    pub async fn post(&self, url: &url::Url, headers: &SignedHeaders, body: Bytes) -> Exchange {
         let started = Instant::now();
-        let parsed = match url::Url::parse(url) {
-            Ok(u) => u,
-            Err(e) => {
-                return Exchange {
-                    result: AttemptResult::Other(format!("invalid endpoint URL: {e}")),
-                    snippet: None,
-                    latency: started.elapsed(),
-                };
-            }
-        };
         // Hosts given as IP literals never reach the resolver, so check them here.
-        if let Err(refusal) = self.guard.check_url(&parsed) {
+        if let Err(refusal) = self.guard.check_url(url) {
             return Exchange {
                 result: AttemptResult::Refused(refusal.to_string()),
                 snippet: None,
@@ -85,7 +77,7 @@ impl HttpSender {
         }
         let request = self
             .client
-            .post(parsed)
+            .post(url.clone())
             .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
             .header("webhook-id", &headers.webhook_id)
             .header("webhook-timestamp", &headers.webhook_timestamp)

@@ -355,7 +355,8 @@ mod tests {
         assert_eq!(reason(b"hello"), "unknown_encoding");
         assert_eq!(reason(b"[1,2]"), "unknown_encoding");
         assert_eq!(reason(b"{\"id\":"), "json_malformed");
-        assert_eq!(reason(b"{\"id\":\"evt_1\"}"), "json_malformed");
+        // Parses, but lacks the fields every event has.
+        assert_eq!(reason(b"{\"id\":\"evt_1\"}"), "missing_field");
         assert_eq!(reason(&[0, 0, 0]), "avro_truncated");
         assert_eq!(reason(&[0, 0, 0, 0, 99, 1, 2]), "unknown_schema");
 

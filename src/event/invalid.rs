@@ -72,6 +72,13 @@ impl InvalidRecord {
             },
             InvalidRecord::UnmappedSchemaId { .. } => "unknown_schema",
             InvalidRecord::ConfluentHeader => "avro_truncated",
+            // JSON that parses but lacks a field every event has (e.g. `account_id`).
+            InvalidRecord::Json { source, .. }
+                if source.classify() == serde_json::error::Category::Data
+                    && source.to_string().starts_with("missing field") =>
+            {
+                "missing_field"
+            }
             InvalidRecord::Json { .. } => "json_malformed",
             InvalidRecord::UnknownType(_) => "unknown_type",
             InvalidRecord::MissingField { .. } => "missing_field",
@@ -230,6 +237,7 @@ mod tests {
         let err = serde_json::from_str::<S>(r#"{"n":1}"#).unwrap_err();
         let inv = InvalidRecord::json(err);
         assert!(inv.to_string().contains("missing field `key`"), "{inv}");
+        assert_eq!(inv.reason(), "missing_field");
     }
 
     #[test]

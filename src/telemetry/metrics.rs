@@ -26,6 +26,18 @@ pub const METRIC_NAMES: &[&str] = &[
     "hookrelay_subscriptions_ready",
 ];
 
+/// Why a delivery goes to the dead-letter topic.
+pub const DEAD_LETTER_REASONS: &[&str] = &[
+    "retries_exhausted",
+    "endpoint_disabled",
+    "endpoint_gone",
+    "undecodable_retry_record",
+];
+
+/// Why an endpoint was disabled.
+pub const DISABLE_REASONS: &[&str] =
+    &["consecutive_failures", "retries_exhausted", "endpoint_gone"];
+
 #[derive(Clone)]
 pub struct Metrics {
     /// Input records read from the events topic.
@@ -172,7 +184,41 @@ impl Metrics {
         registry.register(Box::new(m.consumer_lag.clone()))?;
         registry.register(Box::new(m.subscriptions_endpoints.clone()))?;
         registry.register(Box::new(m.subscriptions_ready.clone()))?;
+        m.zero_known_series();
         Ok(m)
+    }
+
+    /// Creates the series whose label values are known in advance at zero, so they are
+    /// scraped (and `increase()` sees their first increment) before anything happens.
+    fn zero_known_series(&self) {
+        for reason in crate::event::InvalidRecord::REASONS {
+            self.events_invalid.with_label_values(&[reason]);
+        }
+        for outcome in ["delivered", "retry_scheduled", "dead_lettered", "dropped"] {
+            self.deliveries.with_label_values(&[outcome]);
+        }
+        for class in [
+            "2xx", "3xx", "4xx", "5xx", "timeout", "connect", "refused", "other",
+        ] {
+            self.attempts.with_label_values(&["failure", class]);
+        }
+        self.attempts.with_label_values(&["success", "2xx"]);
+        for reason in DEAD_LETTER_REASONS {
+            self.dead_lettered.with_label_values(&[reason]);
+        }
+        for reason in DISABLE_REASONS {
+            self.endpoints_disabled.with_label_values(&[reason]);
+        }
+    }
+
+    /// Creates the per-tier series for `tiers` retry tiers.
+    pub fn init_tiers(&self, tiers: usize) {
+        for i in 1..=tiers {
+            let tier = i.to_string();
+            self.retry_scheduled.with_label_values(&[&tier]);
+            self.retry_waiting.with_label_values(&[&tier]).set(0);
+            self.retry_overdue.with_label_values(&[&tier]).set(0);
+        }
     }
 
     /// A private registry with the metrics in it, for tests and benches.

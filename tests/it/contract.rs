@@ -240,6 +240,29 @@ async fn every_encoding_reaches_customers_and_bad_records_are_set_aside() {
             "unknown_schema",
             encode_confluent(&single, 99).expect("confluent"),
         ),
+        ("avro_truncated", {
+            let whole = encode_avro(&single).expect("avro");
+            whole[..whole.len() / 2].to_vec()
+        }),
+        // Random bytes (the first one fixed so the detected encoding is certain).
+        ("unknown_encoding", {
+            let mut bytes: Vec<u8> = (0..64).map(|_| rand::random::<u8>()).collect();
+            bytes[0] = 0x9a;
+            bytes
+        }),
+        (
+            "unknown_type",
+            String::from_utf8(encode_json(&single))
+                .expect("utf8")
+                .replace("license.activated", "license.teleported")
+                .into_bytes(),
+        ),
+        ("missing_field", {
+            let mut v: serde_json::Value =
+                serde_json::from_slice(&encode_json(&single)).expect("json");
+            v.as_object_mut().expect("object").remove("account_id");
+            serde_json::to_vec(&v).expect("json")
+        }),
     ];
 
     let producer = common::producer();
@@ -322,6 +345,16 @@ async fn every_encoding_reaches_customers_and_bad_records_are_set_aside() {
         app.metric("hookrelay_events_invalid_total", ""),
         invalid.len() as f64,
         "every refusal is counted"
+    );
+    let (committed, end) = crate::delivery::wait_committed(
+        &config.kafka.group_id,
+        &config.topics.events,
+        Duration::from_secs(20),
+    )
+    .await;
+    assert_eq!(
+        committed, end,
+        "the committed offset passes every record, bad ones included"
     );
     app.stop().await.expect("clean stop");
 }

@@ -134,7 +134,7 @@ pub fn committed_and_end(group: &str, topic: &str) -> (i64, i64) {
     (sum, end)
 }
 
-async fn wait_committed(group: &str, topic: &str, timeout: Duration) -> (i64, i64) {
+pub async fn wait_committed(group: &str, topic: &str, timeout: Duration) -> (i64, i64) {
     let deadline = std::time::Instant::now() + timeout;
     loop {
         let (committed, end) = committed_and_end(group, topic);
@@ -449,5 +449,67 @@ async fn loopback_is_refused_without_the_allowlist_and_nothing_is_sent() {
         retried >= 1.0,
         "refused deliveries go to the first retry tier"
     );
+    app.stop().await.expect("clean stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_scraped_after_a_real_broker_run_include_every_documented_metric() {
+    let receiver = Receiver::start().await;
+    let (config, _dir) = test_config(&[1, 2], &[]);
+    harness::create_topics(&config).await;
+    let url = receiver.endpoint(
+        "m",
+        Behavior::FailTimes {
+            times: 1,
+            status: 500,
+        },
+    );
+    publish_endpoints(&config, &[endpoint("ep_m", "acc_m", &url, &[], &secret())]).await;
+    let app = RunningApp::start(config.clone()).await;
+    produce_events(
+        &config.topics.events,
+        (0..20).map(|i| (i, "acc_m".to_owned(), EventType::ALL[i % 10])),
+    )
+    .await;
+    receiver
+        .wait_for(Duration::from_secs(30), "a retry delivered", |r| {
+            r.len() >= 2
+        })
+        .await;
+    // Consumer lag comes from librdkafka statistics, emitted every 5 s.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let text = loop {
+        let text = reqwest::get(format!("http://{}/metrics", app.admin))
+            .await
+            .expect("GET /metrics")
+            .text()
+            .await
+            .expect("body");
+        if text.contains("hookrelay_consumer_lag{") || std::time::Instant::now() > deadline {
+            break text;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).expect("README");
+    for name in hookrelay::telemetry::metrics::METRIC_NAMES {
+        assert!(
+            text.lines().any(|l| l.starts_with(name)),
+            "{name} is not in the scrape"
+        );
+        let short = name.trim_start_matches("hookrelay_");
+        assert!(
+            readme.contains(short),
+            "{name} is not documented in the README"
+        );
+    }
+    assert!(
+        crate::harness::metric_value(&text, "hookrelay_deliveries_total", "outcome=\"delivered\"")
+            >= 20.0
+    );
+    let ready = reqwest::get(format!("http://{}/readyz", app.admin))
+        .await
+        .expect("GET /readyz");
+    assert_eq!(ready.status(), 200);
     app.stop().await.expect("clean stop");
 }
