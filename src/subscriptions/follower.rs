@@ -105,6 +105,32 @@ struct Shared {
     records_skipped: AtomicU64,
     stale_ignored: AtomicU64,
     consumer_errors: AtomicU64,
+    /// Decoded endpoints per account for the fan-out join, so an event does not decode each
+    /// of its account's endpoints again. Emptied whenever the follower applies a change.
+    accounts: std::sync::Mutex<AccountCache>,
+}
+
+/// See [`Shared::accounts`]. `generation` grows with every apply, so a lookup that read the
+/// store before a change cannot put that older state into the cache after it.
+#[derive(Default)]
+struct AccountCache {
+    generation: u64,
+    endpoints: std::collections::HashMap<AccountId, Arc<Vec<Endpoint>>>,
+}
+
+/// Accounts kept decoded at most; the cache starts over when it is full.
+const ACCOUNT_CACHE_LIMIT: usize = 100_000;
+
+impl Shared {
+    fn accounts(&self) -> std::sync::MutexGuard<'_, AccountCache> {
+        self.accounts.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn invalidate_accounts(&self) {
+        let mut cache = self.accounts();
+        cache.generation += 1;
+        cache.endpoints.clear();
+    }
 }
 
 /// The materialized `webhook-subscriptions` table of this process.
@@ -182,6 +208,7 @@ impl SubscriptionTable {
             records_skipped: AtomicU64::new(0),
             stale_ignored: AtomicU64::new(0),
             consumer_errors: AtomicU64::new(0),
+            accounts: std::sync::Mutex::default(),
         });
         tracing::info!(
             topic,
@@ -259,7 +286,23 @@ impl SubscriptionTable {
         account: &AccountId,
         event_type: &str,
     ) -> Result<Vec<Endpoint>, StoreError> {
-        let all = self.store.endpoints_of_account(account)?;
+        let generation = {
+            let cache = self.shared.accounts();
+            if let Some(all) = cache.endpoints.get(account) {
+                return Ok(fan_out(account, event_type, all).cloned().collect());
+            }
+            cache.generation
+        };
+        let all = Arc::new(self.store.endpoints_of_account(account)?);
+        {
+            let mut cache = self.shared.accounts();
+            if cache.generation == generation {
+                if cache.endpoints.len() >= ACCOUNT_CACHE_LIMIT {
+                    cache.endpoints.clear();
+                }
+                cache.endpoints.insert(account.clone(), Arc::clone(&all));
+            }
+        }
         Ok(fan_out(account, event_type, &all).cloned().collect())
     }
 
@@ -436,7 +479,9 @@ fn follow(
         }
 
         if !batch.is_empty() {
-            match store.apply(&batch) {
+            let applied = store.apply(&batch);
+            shared.invalidate_accounts();
+            match applied {
                 Ok(stats) => {
                     // Tombstones of unknown ids count too: they were read and changed nothing.
                     let applied = batch.len() as u64 - stats.skipped;
