@@ -20,7 +20,7 @@ use hookrelay::config::Config;
 use hookrelay::event::{EventType, LicenseEvent, encode_avro};
 use hookrelay::ids::{AccountId, EndpointId, EventId};
 use hookrelay::kafka::topics::{ensure_topics, topic_specs};
-use hookrelay::subscriptions::{Batching, Endpoint, EndpointSecret};
+use hookrelay::subscriptions::Endpoint;
 use prometheus::Registry;
 use rdkafka::ClientConfig;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
@@ -173,26 +173,12 @@ async fn scenario(events: usize, endpoints: usize, hanging: usize, batching: boo
     let secret = hookrelay::sign::generate_secret();
     for n in 0..endpoints {
         let kind = if n < hanging { "hang" } else { "ok" };
-        let ep = Endpoint {
-            id: EndpointId::new(format!("ep_load{n}")),
-            account_id: AccountId::from("acc_load"),
-            url: format!("http://{addr}/{kind}/{n}").parse().expect("url"),
-            description: None,
-            event_types: Vec::new(),
-            secrets: vec![EndpointSecret {
-                secret: secret.clone(),
-                expires_at_ms: None,
-            }],
-            enabled: true,
-            disabled_reason: None,
-            disabled_at_ms: None,
-            rate_limit_per_sec: None,
-            max_concurrency: None,
-            batching: Batching::default(),
-            version: 1,
-            created_at_ms: None,
-            updated_at_ms: None,
-        };
+        let ep = Endpoint::new(
+            EndpointId::new(format!("ep_load{n}")),
+            AccountId::from("acc_load"),
+            format!("http://{addr}/{kind}/{n}").parse().expect("url"),
+            secret.clone(),
+        );
         hookrelay::subscriptions::publish(&producer, &config.topics.subscriptions, &ep)
             .await
             .expect("publish endpoint");

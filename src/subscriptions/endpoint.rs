@@ -108,6 +108,31 @@ fn default_true() -> bool {
 }
 
 impl Endpoint {
+    /// A new enabled endpoint at version 1 that receives every event type, signed with
+    /// `secret`, with the configured limits and batching.
+    pub fn new(id: EndpointId, account_id: AccountId, url: Url, secret: Secret) -> Self {
+        Endpoint {
+            id,
+            account_id,
+            url,
+            description: None,
+            event_types: Vec::new(),
+            secrets: vec![EndpointSecret {
+                secret,
+                expires_at_ms: None,
+            }],
+            enabled: true,
+            disabled_reason: None,
+            disabled_at_ms: None,
+            rate_limit_per_sec: None,
+            max_concurrency: None,
+            batching: Batching::default(),
+            version: 1,
+            created_at_ms: None,
+            updated_at_ms: None,
+        }
+    }
+
     /// True when events of this type go to this endpoint (empty `event_types` means all).
     /// Says nothing about `enabled`; [`super::join::fan_out`] checks both.
     pub fn subscribes_to(&self, event_type: &str) -> bool {
@@ -304,26 +329,12 @@ pub(crate) mod tests {
 
     /// A valid endpoint for tests across the module.
     pub(crate) fn endpoint(id: &str, account: &str) -> Endpoint {
-        Endpoint {
-            id: EndpointId::from(id),
-            account_id: AccountId::from(account),
-            url: Url::parse("https://example.com/hooks").unwrap(),
-            description: None,
-            event_types: vec![],
-            secrets: vec![EndpointSecret {
-                secret: Secret::new("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
-                expires_at_ms: None,
-            }],
-            enabled: true,
-            disabled_reason: None,
-            disabled_at_ms: None,
-            rate_limit_per_sec: None,
-            max_concurrency: None,
-            batching: Batching::default(),
-            version: 1,
-            created_at_ms: None,
-            updated_at_ms: None,
-        }
+        Endpoint::new(
+            EndpointId::from(id),
+            AccountId::from(account),
+            Url::parse("https://example.com/hooks").unwrap(),
+            Secret::new("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
+        )
     }
 
     fn full_endpoint() -> Endpoint {

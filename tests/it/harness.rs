@@ -11,7 +11,7 @@ use std::time::Duration;
 use hookrelay::config::Config;
 use hookrelay::ids::{AccountId, EndpointId, Secret};
 use hookrelay::kafka::topics::{ensure_topics, topic_specs};
-use hookrelay::subscriptions::{Batching, Endpoint, EndpointSecret, SubscriptionTable};
+use hookrelay::subscriptions::{Endpoint, SubscriptionTable};
 use prometheus::Registry;
 use rdkafka::producer::FutureProducer;
 use tokio::sync::watch;
@@ -154,26 +154,14 @@ pub fn secret() -> Secret {
 
 /// An enabled endpoint subscribed to `types` (empty = all).
 pub fn endpoint(id: &str, account: &str, url: &str, types: &[&str], secret: &Secret) -> Endpoint {
-    Endpoint {
-        id: EndpointId::from(id),
-        account_id: AccountId::from(account),
-        url: url.parse().expect("url"),
-        description: None,
-        event_types: types.iter().map(|t| (*t).to_owned()).collect(),
-        secrets: vec![EndpointSecret {
-            secret: secret.clone(),
-            expires_at_ms: None,
-        }],
-        enabled: true,
-        disabled_reason: None,
-        disabled_at_ms: None,
-        rate_limit_per_sec: None,
-        max_concurrency: None,
-        batching: Batching::default(),
-        version: 1,
-        created_at_ms: None,
-        updated_at_ms: None,
-    }
+    let mut ep = Endpoint::new(
+        EndpointId::from(id),
+        AccountId::from(account),
+        url.parse().expect("url"),
+        secret.clone(),
+    );
+    ep.event_types = types.iter().map(|t| (*t).to_owned()).collect();
+    ep
 }
 
 pub async fn publish_endpoints(config: &Config, endpoints: &[Endpoint]) {

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use futures::future::join_all;
 use hookrelay::ids::{AccountId, EndpointId, Secret};
 use hookrelay::subscriptions::{
-    Batching, Endpoint, EndpointSecret, FollowerState, Store, SubscriptionError, SubscriptionTable,
-    publish, publish_tombstone,
+    Endpoint, FollowerState, Store, SubscriptionError, SubscriptionTable, publish,
+    publish_tombstone,
 };
 use rdkafka::producer::FutureProducer;
 use tokio::task::JoinHandle;
@@ -18,26 +18,12 @@ use crate::common;
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 
 fn endpoint(n: usize, account: &str) -> Endpoint {
-    Endpoint {
-        id: EndpointId::new(format!("ep_{n:06}")),
-        account_id: AccountId::from(account),
-        url: format!("https://hooks.example.com/{n}").parse().unwrap(),
-        description: None,
-        event_types: vec![],
-        secrets: vec![EndpointSecret {
-            secret: Secret::new("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
-            expires_at_ms: None,
-        }],
-        enabled: true,
-        disabled_reason: None,
-        disabled_at_ms: None,
-        rate_limit_per_sec: None,
-        max_concurrency: None,
-        batching: Batching::default(),
-        version: 1,
-        created_at_ms: None,
-        updated_at_ms: None,
-    }
+    Endpoint::new(
+        EndpointId::new(format!("ep_{n:06}")),
+        AccountId::from(account),
+        format!("https://hooks.example.com/{n}").parse().unwrap(),
+        Secret::new("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
+    )
 }
 
 async fn compacted_topic(prefix: &str) -> String {
