@@ -78,6 +78,7 @@ fn endpoint(n: usize) -> Endpoint {
         enabled: !n.is_multiple_of(20),
         disabled_reason: None,
         disabled_at_ms: None,
+        disabled_by: None,
         rate_limit_per_sec: None,
         max_concurrency: None,
         batching: Batching::default(),

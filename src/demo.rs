@@ -748,6 +748,7 @@ fn demo_endpoints(receivers: &Receivers) -> Vec<DemoEndpoint> {
                     enabled: true,
                     disabled_reason: None,
                     disabled_at_ms: None,
+                    disabled_by: None,
                     rate_limit_per_sec: None,
                     max_concurrency: None,
                     batching: Batching::default(),

@@ -171,7 +171,7 @@ pub async fn ensure_topics(
         return Ok(reports);
     }
 
-    let partitions = partition_counts(admin, &existing)?;
+    let partitions = partition_counts(admin, &existing).await?;
     let described = describe(admin, &existing, &opts).await?;
     for (spec, result) in existing.into_iter().zip(described) {
         let resource = result.map_err(|code| TopicsError::DescribeCode {
@@ -247,20 +247,31 @@ async fn describe(
     }
 }
 
-fn partition_counts(
+async fn partition_counts(
     admin: &AdminClient<DefaultClientContext>,
     specs: &[&TopicSpec],
 ) -> Result<BTreeMap<String, i32>, TopicsError> {
-    let metadata = admin
-        .inner()
-        .fetch_metadata(None, Duration::from_secs(30))
-        .map_err(TopicsError::Metadata)?;
-    Ok(metadata
-        .topics()
-        .iter()
-        .filter(|t| specs.iter().any(|s| s.name == t.name()))
-        .map(|t| (t.name().to_owned(), t.partitions().len() as i32))
-        .collect())
+    let mut counts = BTreeMap::new();
+    for spec in specs {
+        // Metadata of a topic created a moment ago may not list it (or its partitions) yet.
+        for attempt in 0..20 {
+            let metadata = admin
+                .inner()
+                .fetch_metadata(Some(&spec.name), Duration::from_secs(30))
+                .map_err(TopicsError::Metadata)?;
+            let partitions = metadata
+                .topics()
+                .iter()
+                .find(|t| t.name() == spec.name && t.error().is_none())
+                .map_or(0, |t| t.partitions().len() as i32);
+            if partitions > 0 || attempt == 19 {
+                counts.insert(spec.name.clone(), partitions);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+    Ok(counts)
 }
 
 /// A human-readable summary, one line per topic.

@@ -100,6 +100,8 @@ pub struct Handoff {
     breaker: Mutex<CircuitBreaker>,
     table: Arc<SubscriptionTable>,
     metrics: Metrics,
+    /// Random per process: marks the endpoint records this process writes when disabling.
+    instance: String,
 }
 
 /// How long to wait before trying a failed durable write again. Writes are retried until
@@ -130,6 +132,7 @@ impl Handoff {
             breaker: Mutex::new(CircuitBreaker::new(threshold)),
             table,
             metrics,
+            instance: format!("inst_{:016x}", rand::random::<u64>()),
         }
     }
 
@@ -403,26 +406,47 @@ impl Handoff {
         disabled.enabled = false;
         disabled.disabled_reason = Some(reason.to_owned());
         disabled.disabled_at_ms = Some(now);
+        disabled.disabled_by = Some(self.instance.clone());
         disabled.updated_at_ms = Some(now);
         disabled.version = current.version + 1;
-        let bytes = match crate::subscriptions::encode_endpoint(&disabled) {
-            Ok(b) => b,
-            Err(e) => {
-                error!(endpoint_id = %endpoint.id, error = %e, "cannot encode the disabled endpoint");
-                return;
+        let mut tries = 0;
+        let published = loop {
+            match crate::subscriptions::publish(
+                &self.producer,
+                &self.topics.subscriptions,
+                &disabled,
+            )
+            .await
+            {
+                Ok(published) => break published,
+                Err(e) if tries < 10 => {
+                    tries += 1;
+                    error!(endpoint_id = %endpoint.id, error = %e, "writing the disabled endpoint failed; retrying");
+                    tokio::time::sleep(REWRITE_BACKOFF).await;
+                }
+                Err(e) => {
+                    // Its deliveries still go to the dead-letter topic; the endpoint stays
+                    // enabled until a later failure tries again.
+                    error!(endpoint_id = %endpoint.id, error = %e, "could not disable the endpoint");
+                    return;
+                }
             }
         };
-        self.write(
-            &self.topics.subscriptions,
-            Some(endpoint.id.as_str().as_bytes()),
-            Some(&bytes),
-            OwnedHeaders::new(),
-        )
-        .await;
         self.breaker
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .forget(&endpoint.id);
+        // Several instances may disable the same endpoint at once, each writing version
+        // v+1. Every table keeps the first record of a version, so once ours is applied, the
+        // table says whose write won: only that instance tells the owner.
+        let applied =
+            tokio::time::timeout(Duration::from_secs(30), self.table.wait_applied(published)).await;
+        let won = matches!(applied, Ok(Ok(())))
+            && self.table.get(&endpoint.id).ok().flatten().as_ref() == Some(&disabled);
+        if !won {
+            info!(endpoint_id = %endpoint.id, "endpoint was disabled by another instance first; it sends the notification");
+            return;
+        }
         self.metrics
             .endpoints_disabled
             .with_label_values(&[reason])

@@ -17,7 +17,10 @@ use crate::records::avro::{AvroError, VersionedSchema};
 static ENDPOINT_SCHEMA: LazyLock<Result<VersionedSchema, AvroError>> = LazyLock::new(|| {
     VersionedSchema::new(
         "endpoint",
-        &[(1, include_str!("../../schemas/endpoint.v1.avsc"))],
+        &[
+            (1, include_str!("../../schemas/endpoint.v1.avsc")),
+            (2, include_str!("../../schemas/endpoint.v2.avsc")),
+        ],
     )
 });
 
@@ -51,6 +54,9 @@ pub struct Endpoint {
     pub disabled_reason: Option<String>,
     #[serde(default)]
     pub disabled_at_ms: Option<i64>,
+    /// The instance that disabled it (circuit breaker), to settle concurrent disablings.
+    #[serde(default)]
+    pub disabled_by: Option<String>,
     /// Overrides the configured per-endpoint rate limit.
     #[serde(default)]
     pub rate_limit_per_sec: Option<NonZeroU32>,
@@ -124,6 +130,7 @@ impl Endpoint {
             enabled: true,
             disabled_reason: None,
             disabled_at_ms: None,
+            disabled_by: None,
             rate_limit_per_sec: None,
             max_concurrency: None,
             batching: Batching::default(),

@@ -251,7 +251,10 @@ impl Store {
                 Some(Op::Upsert(ep)) => {
                     let slot = current.entry(ep.id.clone()).or_insert(None);
                     if let Some(head) = slot {
-                        if ep.version < head.version {
+                        // The first record of a version wins: a later write of the same
+                        // version (two instances disabling one endpoint at once, or a
+                        // replayed record) changes nothing, in every instance alike.
+                        if ep.version <= head.version {
                             stats.stale += 1;
                             continue;
                         }
@@ -592,19 +595,19 @@ mod tests {
     }
 
     #[test]
-    fn equal_version_replaces_so_a_replayed_record_is_harmless() {
+    fn the_first_record_of_a_version_wins() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path(), "subs").unwrap();
-        store
-            .apply(&[upsert(0, 0, versioned("ep_1", "a", 3))])
-            .unwrap();
+        let first = versioned("ep_1", "a", 3);
+        store.apply(&[upsert(0, 0, first.clone())]).unwrap();
         let mut same = versioned("ep_1", "a", 3);
         same.enabled = false;
-        store.apply(&[upsert(0, 1, same.clone())]).unwrap();
-        assert_eq!(store.get(&same.id).unwrap(), Some(same.clone()));
+        let stats = store.apply(&[upsert(0, 1, same.clone())]).unwrap();
+        assert_eq!(stats.stale, 1);
+        assert_eq!(store.get(&same.id).unwrap(), Some(first.clone()));
         assert_eq!(
             store.endpoints_of_account(&AccountId::from("a")).unwrap(),
-            vec![same]
+            vec![first]
         );
         assert_eq!(store.len(), 1);
     }

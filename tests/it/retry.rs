@@ -302,3 +302,58 @@ async fn ten_consecutive_failures_disable_the_endpoint_and_a_success_resets_the_
     assert_eq!(notices.len(), 1, "one notification");
     app.stop().await.expect("clean stop");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_disabling_one_endpoint_at_once_send_one_notification() {
+    use hookrelay::retry::handoff::{Failure, Handoff};
+    use hookrelay::retry::schedule::RetrySchedule;
+    use hookrelay::subscriptions::{Store, SubscriptionTable};
+
+    let (config, dir) = test_config(&[60], &[]);
+    harness::create_topics(&config).await;
+    let ep = endpoint("ep_race", "acc_race", "http://127.0.0.1:9/", &[], &secret());
+    publish_endpoints(&config, std::slice::from_ref(&ep)).await;
+
+    // Two instances: each its own table (RocksDB directory) and handoff.
+    let mut instances = Vec::new();
+    for n in 0..2 {
+        let store = Store::open(
+            dir.path().join(format!("race-{n}")),
+            &config.topics.subscriptions,
+        )
+        .expect("store");
+        let (table, _follower) =
+            SubscriptionTable::start(common::client_config(), &config.topics.subscriptions, store)
+                .await
+                .expect("table");
+        table.wait_ready().await.expect("ready");
+        let handoff = Handoff::new(
+            common::producer(),
+            &config,
+            RetrySchedule::new(vec![Duration::from_secs(60)]).expect("schedule"),
+            table.clone(),
+            hookrelay::telemetry::Metrics::unregistered(),
+        );
+        instances.push((table, handoff));
+    }
+    let failure = Failure::local("test".to_owned());
+    tokio::join!(
+        instances[0]
+            .1
+            .disable_endpoint(&ep, "consecutive_failures", &failure),
+        instances[1]
+            .1
+            .disable_endpoint(&ep, "consecutive_failures", &failure),
+    );
+    for (table, _) in &instances {
+        let stored = table.get(&ep.id).expect("table").expect("endpoint");
+        assert!(!stored.enabled);
+        assert_eq!(stored.version, ep.version + 1);
+    }
+    let notices = common::read_all(&config.topics.notifications);
+    assert_eq!(
+        notices.len(),
+        1,
+        "one notification per disabling, whoever won the race"
+    );
+}
