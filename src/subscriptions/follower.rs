@@ -441,7 +441,11 @@ pub struct FollowerContext;
 
 impl rdkafka::ClientContext for FollowerContext {
     fn error(&self, error: KafkaError, reason: &str) {
-        if matches!(error, KafkaError::PartitionEOF(_)) {
+        let eof = matches!(
+            error,
+            KafkaError::PartitionEOF(_) | KafkaError::Global(RDKafkaErrorCode::PartitionEOF)
+        );
+        if eof {
             tracing::trace!(%reason, "subscriptions partition drained");
         } else {
             tracing::warn!(%error, %reason, "subscriptions consumer error");
