@@ -37,13 +37,14 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::config::{Config, RetryTier};
+use crate::delivery::now_ms;
 use crate::event::{
     EventType, LicenseEvent, current_schema_name, encode_avro, encode_confluent, encode_json,
 };
 use crate::ids::{AccountId, EndpointId, EventId, Secret};
 use crate::kafka::topics::{TopicSpec, ensure_topics, topic_specs};
 use crate::sign::{WEBHOOK_ID, WEBHOOK_SIGNATURE, WEBHOOK_TIMESTAMP, generate_secret, verify};
-use crate::subscriptions::{Batching, Endpoint, EndpointSecret, SubscriptionTable, publish};
+use crate::subscriptions::{Endpoint, SubscriptionTable, publish};
 
 /// The retry schedule of the demo: the production tiers (1m, 5m, 30m, 2h, 24h) scaled down
 /// so a delivery runs through all of them in half a minute.
@@ -733,39 +734,23 @@ fn demo_endpoints(receivers: &Receivers) -> Vec<DemoEndpoint> {
             DemoEndpoint {
                 role,
                 endpoint: Endpoint {
-                    id: EndpointId::new(format!("ep_demo_{}", role.name())),
-                    account_id: AccountId::from(account_of(role)),
-                    url: r.url.clone(),
                     description: Some(format!("demo receiver: {}", role.describe())),
                     event_types: subscribed_types(role)
                         .iter()
                         .map(|t| t.as_str().to_owned())
                         .collect(),
-                    secrets: vec![EndpointSecret {
-                        secret: r.secret.clone(),
-                        expires_at_ms: None,
-                    }],
-                    enabled: true,
-                    disabled_reason: None,
-                    disabled_at_ms: None,
-                    disabled_by: None,
-                    rate_limit_per_sec: None,
-                    max_concurrency: None,
-                    batching: Batching::default(),
-                    version: 1,
                     created_at_ms: Some(now),
                     updated_at_ms: Some(now),
+                    ..Endpoint::new(
+                        EndpointId::new(format!("ep_demo_{}", role.name())),
+                        AccountId::from(account_of(role)),
+                        r.url.clone(),
+                        r.secret.clone(),
+                    )
                 },
             }
         })
         .collect()
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 /// How an input record is encoded; the service accepts all three on the same topic.
