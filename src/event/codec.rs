@@ -220,6 +220,53 @@ pub fn encode_json(event: &LicenseEvent) -> Vec<u8> {
     out
 }
 
+/// Avro single-object encoding with schema v1 (`license_event.v1.avsc`): what a producer
+/// not yet upgraded writes. Fields v1 lacks (`reason`, `amount`) are left out. For
+/// compatibility tests, benches and tools that must speak to v1 readers.
+pub fn encode_avro_v1(event: &LicenseEvent) -> Result<Vec<u8>, CodecError> {
+    #[derive(serde::Serialize)]
+    #[serde(rename = "LicenseData", rename_all = "camelCase")]
+    struct DataV1<'a> {
+        license_key: &'a str,
+        plan: &'a str,
+        domain: Option<&'a str>,
+        activations_used: i32,
+        activation_limit: i32,
+        expires_at: Option<i64>,
+        features: &'a [String],
+        previous_plan: Option<&'a str>,
+    }
+    #[derive(serde::Serialize)]
+    #[serde(rename = "LicenseEvent")]
+    struct EventV1<'a> {
+        id: &'a str,
+        #[serde(rename = "type")]
+        event_type: &'a str,
+        created: i64,
+        account_id: &'a str,
+        data: DataV1<'a>,
+    }
+    let count = |n: u32, field| i32::try_from(n).map_err(|_| CodecError::CountTooLarge(field));
+    let d = &event.data;
+    let v1 = EventV1 {
+        id: event.id.as_str(),
+        event_type: event.event_type.as_str(),
+        created: super::wire::to_millis(event.created),
+        account_id: event.account_id.as_str(),
+        data: DataV1 {
+            license_key: &d.license_key,
+            plan: &d.plan,
+            domain: d.domain.as_deref(),
+            activations_used: count(d.activations_used, "activationsUsed")?,
+            activation_limit: count(d.activation_limit, "activationLimit")?,
+            expires_at: d.expires_at.map(super::wire::to_millis),
+            features: &d.features,
+            previous_plan: d.previous_plan.as_deref(),
+        },
+    };
+    Ok(SCHEMA.get()?.encode_version(1, &v1)?)
+}
+
 /// The name and current version of the license event schema, e.g. for the demo's
 /// Confluent mapping (`license_event.v2`).
 pub fn current_schema_name() -> Result<String, CodecError> {
@@ -296,50 +343,20 @@ mod tests {
     #[test]
     fn v1_records_decode_with_v2_defaults() {
         // A v1 producer: single-object with the v1 fingerprint, and Confluent id 3 → v1.
-        #[derive(serde::Serialize)]
-        #[serde(rename_all = "camelCase")]
-        struct DataV1<'a> {
-            license_key: &'a str,
-            plan: &'a str,
-            domain: Option<&'a str>,
-            activations_used: i32,
-            activation_limit: i32,
-            expires_at: Option<i64>,
-            features: Vec<&'a str>,
-            previous_plan: Option<&'a str>,
-        }
-        #[derive(serde::Serialize)]
-        struct EventV1<'a> {
-            id: &'a str,
-            #[serde(rename = "type")]
-            event_type: &'a str,
-            created: i64,
-            account_id: &'a str,
-            data: DataV1<'a>,
-        }
-        let v1 = EventV1 {
-            id: "evt_v1",
-            event_type: "license.upgraded",
-            created: 1_773_585_000_000,
-            account_id: "acc_1",
-            data: DataV1 {
-                license_key: "K-1-2",
-                plan: "enterprise",
-                domain: None,
-                activations_used: 0,
-                activation_limit: 50,
-                expires_at: None,
-                features: vec!["sso"],
-                previous_plan: Some("professional"),
-            },
-        };
-        let schema = SCHEMA.get().unwrap();
-        let bytes = schema.encode_version(1, &v1).unwrap();
+        let mut old = event(EventType::LicenseUpgraded);
+        old.created = time::macros::datetime!(2026-03-15 14:30:00 UTC);
+        old.data.reason = None;
+        old.data.amount = None;
+        let bytes = encode_avro_v1(&old).unwrap();
+        assert_eq!(
+            &bytes[2..10],
+            &SCHEMA.get().unwrap().fingerprint(1).unwrap().0
+        );
         let d = decoder();
         let e = d.decode(&bytes).unwrap();
         assert_eq!(e.data.previous_plan.as_deref(), Some("professional"));
         assert_eq!((e.data.reason.clone(), e.data.amount.clone()), (None, None));
-        assert_eq!(e.created.unix_timestamp(), 1_773_585_000);
+        assert_eq!(e, old);
 
         let mut confluent = vec![0, 0, 0, 0, 3];
         confluent.extend_from_slice(&bytes[10..]);

@@ -16,8 +16,8 @@ pub(crate) mod wire;
 
 pub use body::{batch_body, customer_body, format_timestamp, mask_license_key};
 pub use codec::{
-    CodecConfig, CodecError, EventDecoder, current_schema_name, encode_avro, encode_confluent,
-    encode_json,
+    CodecConfig, CodecError, EventDecoder, current_schema_name, encode_avro, encode_avro_v1,
+    encode_confluent, encode_json,
 };
 pub use invalid::{
     HEADER_INVALID_DETAIL, HEADER_INVALID_REASON, HEADER_ORIGIN_OFFSET, HEADER_ORIGIN_PARTITION,

@@ -500,6 +500,30 @@ impl EmbeddedSchema {
     }
 }
 
+/// `to_avro`, `from_avro` and `schema` for a record type whose versions live in `$schema`
+/// (an [`EmbeddedSchema`] static), so each record file states only its fields.
+macro_rules! avro_record {
+    ($record:ty, $schema:path) => {
+        impl $record {
+            /// Avro single-object encoding with the current schema.
+            pub fn to_avro(&self) -> Result<Vec<u8>, $crate::records::avro::AvroError> {
+                $schema.get()?.encode(self)
+            }
+
+            /// Decodes a record written with any released schema version.
+            pub fn from_avro(bytes: &[u8]) -> Result<Self, $crate::records::avro::AvroError> {
+                $schema.get()?.decode(bytes)
+            }
+
+            /// The schema set, for tools and the evolution tests.
+            pub fn schema() -> &'static $crate::records::avro::EmbeddedSchema {
+                &$schema
+            }
+        }
+    };
+}
+pub(crate) use avro_record;
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::avro::{AvroError, EmbeddedSchema};
+use super::avro::EmbeddedSchema;
 
 static SCHEMA: EmbeddedSchema = EmbeddedSchema::new(
     "delivery_envelope",
@@ -55,22 +55,7 @@ pub struct AttemptSummary {
     pub latency_ms: i64,
 }
 
-impl DeliveryEnvelope {
-    /// Avro single-object encoding with the current schema.
-    pub fn to_avro(&self) -> Result<Vec<u8>, AvroError> {
-        SCHEMA.get()?.encode(self)
-    }
-
-    /// Decodes a record written with any released schema version.
-    pub fn from_avro(bytes: &[u8]) -> Result<Self, AvroError> {
-        SCHEMA.get()?.decode(bytes)
-    }
-
-    /// The schema set, for tools and the evolution tests.
-    pub fn schema() -> &'static EmbeddedSchema {
-        &SCHEMA
-    }
-}
+super::avro::avro_record!(DeliveryEnvelope, SCHEMA);
 
 #[cfg(test)]
 pub(crate) mod tests {
@@ -153,7 +138,7 @@ pub(crate) mod tests {
         let attempt = crate::records::attempt::tests::sample().to_avro().unwrap();
         assert!(matches!(
             DeliveryEnvelope::from_avro(&attempt),
-            Err(AvroError::UnknownFingerprint { .. })
+            Err(crate::records::avro::AvroError::UnknownFingerprint { .. })
         ));
     }
 }

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::avro::{AvroError, EmbeddedSchema};
+use super::avro::EmbeddedSchema;
 
 static SCHEMA: EmbeddedSchema = EmbeddedSchema::new(
     "endpoint_notification",
@@ -34,22 +34,7 @@ pub struct EndpointNotification {
     pub last_error: Option<String>,
 }
 
-impl EndpointNotification {
-    /// Avro single-object encoding with the current schema.
-    pub fn to_avro(&self) -> Result<Vec<u8>, AvroError> {
-        SCHEMA.get()?.encode(self)
-    }
-
-    /// Decodes a record written with any released schema version.
-    pub fn from_avro(bytes: &[u8]) -> Result<Self, AvroError> {
-        SCHEMA.get()?.decode(bytes)
-    }
-
-    /// The schema set, for tools and the evolution tests.
-    pub fn schema() -> &'static EmbeddedSchema {
-        &SCHEMA
-    }
-}
+super::avro::avro_record!(EndpointNotification, SCHEMA);
 
 #[cfg(test)]
 mod tests {

@@ -296,7 +296,7 @@ impl Handoff {
         };
         let due_at_ms = now_ms() + delay.as_millis() as i64;
         let envelope = d.to_envelope(due_at_ms, failure.status, failure.error.clone(), None);
-        let Some(bytes) = encode_or_log(&envelope) else {
+        let Some(bytes) = encode_or_log(envelope.to_avro()) else {
             return;
         };
         let headers = retry_headers(&d, &envelope, failure);
@@ -328,7 +328,7 @@ impl Handoff {
             failure.error.clone(),
             Some(reason.to_owned()),
         );
-        let Some(bytes) = encode_or_log(&envelope) else {
+        let Some(bytes) = encode_or_log(envelope.to_avro()) else {
             return;
         };
         let mut headers = retry_headers(&d, &envelope, &failure);
@@ -371,7 +371,7 @@ impl Handoff {
             response_snippet: None,
             tier: None,
         };
-        if let Some(bytes) = encode_or_log(&record) {
+        if let Some(bytes) = encode_or_log(record.to_avro()) {
             self.write(
                 &self.topics.attempts,
                 Some(d.endpoint_id.as_str().as_bytes()),
@@ -463,7 +463,7 @@ impl Handoff {
             last_status: failure.status.map(i32::from),
             last_error: failure.error.clone(),
         };
-        if let Some(bytes) = encode_or_log(&notification) {
+        if let Some(bytes) = encode_or_log(notification.to_avro()) {
             self.write(
                 &self.topics.notifications,
                 Some(endpoint.id.as_str().as_bytes()),
@@ -521,38 +521,12 @@ impl Handoff {
     }
 }
 
-fn encode_or_log<T: AvroRecord>(record: &T) -> Option<Vec<u8>> {
-    match record.encode() {
-        Ok(b) => Some(b),
-        Err(e) => {
-            // Our own records always encode; if one does not, it is a bug worth a loud log.
-            error!(error = %e, "cannot encode a record hookrelay writes");
-            None
-        }
-    }
-}
-
-/// The records the handoff writes, encoded with their schemas.
-trait AvroRecord {
-    fn encode(&self) -> Result<Vec<u8>, crate::records::avro::AvroError>;
-}
-
-impl AvroRecord for DeliveryEnvelope {
-    fn encode(&self) -> Result<Vec<u8>, crate::records::avro::AvroError> {
-        self.to_avro()
-    }
-}
-
-impl AvroRecord for AttemptRecord {
-    fn encode(&self) -> Result<Vec<u8>, crate::records::avro::AvroError> {
-        self.to_avro()
-    }
-}
-
-impl AvroRecord for EndpointNotification {
-    fn encode(&self) -> Result<Vec<u8>, crate::records::avro::AvroError> {
-        self.to_avro()
-    }
+/// Our own records always encode; if one does not, it is a bug worth a loud log, and the
+/// caller skips the write.
+fn encode_or_log(encoded: Result<Vec<u8>, crate::records::avro::AvroError>) -> Option<Vec<u8>> {
+    encoded
+        .map_err(|e| error!(error = %e, "cannot encode a record hookrelay writes"))
+        .ok()
 }
 
 /// `ntf_` + a digest of endpoint and the version that disabled it: two instances that

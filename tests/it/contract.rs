@@ -118,54 +118,6 @@ fn there_is_a_golden_file_for_each_type_and_no_stale_ones() {
     assert_eq!(files, expected);
 }
 
-/// What a producer built against `license_event.v1.avsc` writes: the v1 fields only.
-fn encode_v1(e: &LicenseEvent) -> Vec<u8> {
-    #[derive(serde::Serialize)]
-    #[serde(rename = "LicenseData", rename_all = "camelCase")]
-    struct DataV1<'a> {
-        license_key: &'a str,
-        plan: &'a str,
-        domain: Option<&'a str>,
-        activations_used: i32,
-        activation_limit: i32,
-        expires_at: Option<i64>,
-        features: &'a [String],
-        previous_plan: Option<&'a str>,
-    }
-    #[derive(serde::Serialize)]
-    #[serde(rename = "LicenseEvent")]
-    struct EventV1<'a> {
-        id: &'a str,
-        #[serde(rename = "type")]
-        event_type: &'a str,
-        created: i64,
-        account_id: &'a str,
-        data: DataV1<'a>,
-    }
-    let millis = |t: time::OffsetDateTime| (t.unix_timestamp_nanos() / 1_000_000) as i64;
-    let d = &e.data;
-    let v1 = EventV1 {
-        id: e.id.as_str(),
-        event_type: e.event_type.as_str(),
-        created: millis(e.created),
-        account_id: e.account_id.as_str(),
-        data: DataV1 {
-            license_key: &d.license_key,
-            plan: &d.plan,
-            domain: d.domain.as_deref(),
-            activations_used: d.activations_used as i32,
-            activation_limit: d.activation_limit as i32,
-            expires_at: d.expires_at.map(millis),
-            features: &d.features,
-            previous_plan: d.previous_plan.as_deref(),
-        },
-    };
-    let schema = hookrelay::event::schema().get().expect("schema");
-    let bytes = schema.encode_version(1, &v1).expect("v1 encodes");
-    assert_eq!(&bytes[2..10], &schema.fingerprint(1).expect("v1").0);
-    bytes
-}
-
 fn header(msg: &rdkafka::message::OwnedMessage, name: &str) -> Option<String> {
     let headers = msg.headers()?;
     headers
@@ -213,7 +165,7 @@ async fn every_encoding_reaches_customers_and_bad_records_are_set_aside() {
     let mut old = ev(4, EventType::LicenseRevoked);
     old.data.reason = None;
     old.data.amount = None;
-    let old_bytes = encode_v1(&old);
+    let old_bytes = hookrelay::event::encode_avro_v1(&old).expect("v1 encodes");
     let valid: Vec<(LicenseEvent, Vec<u8>)> = vec![
         (single.clone(), encode_avro(&single).expect("avro")),
         (

@@ -357,3 +357,44 @@ async fn two_instances_disabling_one_endpoint_at_once_send_one_notification() {
         "one notification per disabling, whoever won the race"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_undecodable_retry_record_is_kept_on_the_dead_letter_topic_byte_for_byte() {
+    let (config, _dir) = test_config(&[1], &[]);
+    harness::create_topics(&config).await;
+    let app = RunningApp::start(config.clone()).await;
+    let garbage = b"\xc3\x01not an envelope".to_vec();
+    common::produce(
+        &common::producer(),
+        &config.retry.tiers[0].topic,
+        Some(b"ep_unknown"),
+        Some(&garbage),
+    )
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let dlq = loop {
+        let dlq = common::read_all(&config.topics.dead_letter);
+        if !dlq.is_empty() || Instant::now() > deadline {
+            break dlq;
+        }
+    };
+    assert_eq!(dlq.len(), 1, "the record is kept, not dropped");
+    assert_eq!(dlq[0].payload(), Some(garbage.as_slice()));
+    assert_eq!(dlq[0].key(), Some(b"ep_unknown".as_slice()));
+    let reason = dlq[0].headers().and_then(|h| {
+        use rdkafka::message::Headers;
+        h.iter()
+            .find(|h| h.key == "hookrelay-dead-letter-reason")
+            .and_then(|h| h.value)
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+    });
+    assert_eq!(reason.as_deref(), Some("undecodable_retry_record"));
+    let (committed, end) = crate::delivery::wait_committed(
+        &config.kafka.group_id,
+        &config.retry.tiers[0].topic,
+        Duration::from_secs(20),
+    )
+    .await;
+    assert_eq!(committed, end, "its offset is settled");
+    app.stop().await.expect("clean stop");
+}

@@ -7,32 +7,16 @@ use hookrelay::config::Config;
 use hookrelay::kafka::topics::{TopicReport, ensure_topics, topic_specs};
 use rdkafka::admin::{AdminOptions, ResourceSpecifier};
 
-use crate::common::{self, unique};
+use crate::common;
 
-/// A config whose every topic name is unique to this test.
+/// A config whose every topic name is unique to this test (three retry tiers, three
+/// input partitions).
 fn isolated_config() -> Config {
-    let p = unique("topics");
-    let env: Vec<(String, String)> = [
-        ("HOOKRELAY__KAFKA__BOOTSTRAP_SERVERS", common::bootstrap()),
-        ("HOOKRELAY__TOPICS__REPLICATION_FACTOR", "1".to_owned()),
-        ("HOOKRELAY__TOPICS__EVENTS", format!("{p}-events")),
-        ("HOOKRELAY__TOPICS__SUBSCRIPTIONS", format!("{p}-subs")),
-        ("HOOKRELAY__TOPICS__INVALID", format!("{p}-invalid")),
-        ("HOOKRELAY__TOPICS__DEAD_LETTER", format!("{p}-dlq")),
-        ("HOOKRELAY__TOPICS__ATTEMPTS", format!("{p}-attempts")),
-        ("HOOKRELAY__TOPICS__NOTIFICATIONS", format!("{p}-notifications")),
-        ("HOOKRELAY__TOPICS__PARTITIONS__EVENTS", "3".to_owned()),
-        (
-            "HOOKRELAY__RETRY__TIERS",
-            format!(
-                r#"[{{topic="{p}-r1",delay="1s"}},{{topic="{p}-r2",delay="2s"}},{{topic="{p}-r3",delay="3s"}}]"#
-            ),
-        ),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect();
-    Config::load_from(None, &env).expect("test config is valid")
+    let (config, _dir) = crate::harness::test_config(
+        &[1, 2, 3],
+        &[("HOOKRELAY__TOPICS__PARTITIONS__EVENTS", "3")],
+    );
+    config
 }
 
 #[tokio::test]
@@ -94,10 +78,10 @@ async fn creates_every_topic_with_its_settings_and_is_idempotent() {
 #[tokio::test]
 async fn reports_existing_topics_whose_settings_differ() {
     let config = isolated_config();
-    // Someone created the subscriptions topic by hand, without compaction.
+    // Someone created the subscriptions topic by hand: one partition, no compaction.
     common::create_topic(
         &config.topics.subscriptions,
-        2,
+        1,
         &[("cleanup.policy", "delete")],
     )
     .await;
