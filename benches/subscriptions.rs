@@ -12,9 +12,7 @@ use std::time::{Duration, Instant};
 
 use futures::future::join_all;
 use hookrelay::ids::{AccountId, EndpointId, Secret};
-use hookrelay::subscriptions::{
-    Batching, Endpoint, EndpointSecret, Store, SubscriptionTable, encode_endpoint,
-};
+use hookrelay::subscriptions::{Endpoint, Store, SubscriptionTable, encode_endpoint};
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -60,31 +58,23 @@ fn main() -> anyhow::Result<()> {
 fn endpoint(n: usize) -> Endpoint {
     let accounts = (n / ENDPOINTS_PER_ACCOUNT).max(1);
     Endpoint {
-        id: EndpointId::new(format!("ep_{n:08}")),
-        account_id: AccountId::new(format!("acct_{:07}", fastrand(n) % accounts)),
-        url: format!("https://hooks.customer-{n}.example.com/webhooks/license")
-            .parse()
-            .expect("static URL"),
         description: Some("production license hooks".into()),
         event_types: match n % 3 {
             0 => vec![],
             1 => vec![EVENT_TYPES[n % 4].to_owned()],
             _ => EVENT_TYPES[..2].iter().map(|s| (*s).to_owned()).collect(),
         },
-        secrets: vec![EndpointSecret {
-            secret: Secret::new("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
-            expires_at_ms: None,
-        }],
         enabled: !n.is_multiple_of(20),
-        disabled_reason: None,
-        disabled_at_ms: None,
-        disabled_by: None,
-        rate_limit_per_sec: None,
-        max_concurrency: None,
-        batching: Batching::default(),
-        version: 1,
         created_at_ms: Some(1_760_000_000_000),
         updated_at_ms: Some(1_760_000_000_000),
+        ..Endpoint::new(
+            EndpointId::new(format!("ep_{n:08}")),
+            AccountId::new(format!("acct_{:07}", fastrand(n) % accounts)),
+            format!("https://hooks.customer-{n}.example.com/webhooks/license")
+                .parse()
+                .expect("static URL"),
+            Secret::new("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
+        )
     }
 }
 
