@@ -12,6 +12,8 @@ use url::Url;
 use crate::ids::{AccountId, EndpointId, Secret};
 use crate::records::avro::{AvroError, VersionedSchema};
 
+use super::status::{EndpointStatus, decode_status, parse_status_key};
+
 /// Every writer schema version of the endpoint record this build can read; the last is the
 /// one it writes. Embedded, so the binary needs no schema files.
 static ENDPOINT_SCHEMA: LazyLock<Result<VersionedSchema, AvroError>> = LazyLock::new(|| {
@@ -73,6 +75,11 @@ pub struct Endpoint {
     pub created_at_ms: Option<i64>,
     #[serde(default)]
     pub updated_at_ms: Option<i64>,
+    /// The circuit breaker's status record for this endpoint, merged in by the table when it
+    /// reads the endpoint; `None` when there is none (never disabled). Not part of the
+    /// endpoint record: writing an endpoint never writes its status.
+    #[serde(skip)]
+    pub status: Option<EndpointStatus>,
 }
 
 /// One signing secret and when it stops signing.
@@ -137,7 +144,26 @@ impl Endpoint {
             version: 1,
             created_at_ms: None,
             updated_at_ms: None,
+            status: None,
         }
+    }
+
+    /// The breaker status: the merged record, or enabled at epoch 0.
+    pub fn current_status(&self) -> EndpointStatus {
+        self.status
+            .clone()
+            .unwrap_or_else(|| EndpointStatus::initial(self.id.clone()))
+    }
+
+    /// True when the circuit breaker has disabled the endpoint (its owner's `enabled` switch
+    /// is separate).
+    pub fn breaker_disabled(&self) -> bool {
+        self.status.as_ref().is_some_and(|s| !s.enabled)
+    }
+
+    /// The breaker epoch: changes whenever the endpoint is disabled or re-enabled.
+    pub fn status_epoch(&self) -> i64 {
+        self.status.as_ref().map_or(0, |s| s.epoch)
     }
 
     /// True when events of this type go to this endpoint (empty `event_types` means all).
@@ -306,6 +332,11 @@ pub enum Op {
     Upsert(Box<Endpoint>),
     /// A tombstone: remove the endpoint.
     Delete(EndpointId),
+    /// A status record (key `status:<id>`): replaces the stored status unless that has a
+    /// higher or equal epoch.
+    Status(Box<EndpointStatus>),
+    /// A tombstone for a status record.
+    DeleteStatus(EndpointId),
 }
 
 /// Interprets one record: the key must be a well-formed endpoint id, a null value deletes,
@@ -313,6 +344,22 @@ pub enum Op {
 pub fn decode_record(key: Option<&[u8]>, value: Option<&[u8]>) -> Result<Op, EndpointError> {
     let key = key.ok_or(EndpointError::MissingKey)?;
     let key = std::str::from_utf8(key).map_err(|_| EndpointError::InvalidKey)?;
+    if let Some(id) = parse_status_key(key) {
+        if !id.is_well_formed() || !plain_id(id.as_str()) {
+            return Err(EndpointError::InvalidKey);
+        }
+        let Some(value) = value else {
+            return Ok(Op::DeleteStatus(id));
+        };
+        let status = decode_status(value)?;
+        if status.endpoint_id != id {
+            return Err(EndpointError::KeyMismatch {
+                key: id,
+                id: status.endpoint_id,
+            });
+        }
+        return Ok(Op::Status(Box::new(status)));
+    }
     let key = EndpointId::from(key);
     if !key.is_well_formed() || !plain_id(key.as_str()) {
         return Err(EndpointError::InvalidKey);
