@@ -12,6 +12,7 @@ mod contract;
 mod dashboards;
 mod delivery;
 mod demo;
+mod pressure;
 mod retry;
 mod subscriptions;
 mod topics;
