@@ -112,6 +112,7 @@ pub async fn run(
         breaker: Mutex::new(CircuitBreaker::new(threshold)),
         closing: CancellationToken::new(),
         abort: CancellationToken::new(),
+        latency_reference: std::sync::atomic::AtomicU64::new(0),
     })));
     let ingest = Ingest::new(IngestParts {
         client,
