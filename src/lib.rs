@@ -4,7 +4,8 @@
 //! [`subscriptions`] (the materialized endpoint table and the fan-out join) → [`batch`]
 //! (per-endpoint batching and limits) → [`sign`] → [`dispatch`] (HTTP) → [`retry`]
 //! (delay tiers, dead letters, circuit breaker). [`ingest`] owns the input consumer and
-//! offset bookkeeping; [`admin`] and [`telemetry`] serve operators.
+//! offset bookkeeping; [`admin`] and [`telemetry`] serve operators; [`notify`] e-mails the
+//! owners of disabled endpoints.
 
 pub mod admin;
 pub mod app;
@@ -18,6 +19,7 @@ pub mod event;
 pub mod ids;
 pub mod ingest;
 pub mod kafka;
+pub mod notify;
 pub mod records;
 pub mod retry;
 pub mod sign;
