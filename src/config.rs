@@ -505,10 +505,11 @@ impl Config {
                  in clear; use starttls or implicit (none is accepted only for a relay on loopback)",
             ));
         }
-        if n.smtp.username.is_empty() != n.smtp.password.is_empty() {
+        if sending && !n.smtp.username.is_empty() && n.smtp.password.is_empty() {
             return Err(invalid(
                 "notify.smtp.password",
-                "notify.smtp.username and notify.smtp.password are set together or not at all",
+                "is empty but notify.smtp.username is set (HOOKRELAY__NOTIFY__SMTP__PASSWORD \
+                 keeps it out of files)",
             ));
         }
         if !n.smtp.ca_file.is_empty() && !Path::new(&n.smtp.ca_file).is_file() {
