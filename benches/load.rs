@@ -98,6 +98,7 @@ fn config(batching: bool) -> (Config, tempfile::TempDir) {
         ("HOOKRELAY__TOPICS__DEAD_LETTER", format!("{p}-dlq")),
         ("HOOKRELAY__TOPICS__ATTEMPTS", format!("{p}-attempts")),
         ("HOOKRELAY__TOPICS__NOTIFICATIONS", format!("{p}-ntf")),
+        ("HOOKRELAY__TOPICS__REQUESTS", format!("{p}-req")),
         ("HOOKRELAY__TOPICS__PARTITIONS__EVENTS", "4".to_owned()),
         ("HOOKRELAY__TOPICS__PARTITIONS__RETRY", "2".to_owned()),
         (

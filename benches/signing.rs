@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, criterion_group, criterion_main};
 use hookrelay::batch::policy::{BatchPolicy, decide};
 use hookrelay::ids::Secret;
-use hookrelay::ingest::offsets::PartitionOffsets;
+use hookrelay::offsets::tracker::PartitionOffsets;
 use hookrelay::sign::{SignedHeaders, SigningKey, generate_secret, signature_header, verify};
 
 /// A license event body of the size the design's example has (about 600 bytes).

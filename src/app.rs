@@ -2,25 +2,31 @@
 //! only place that knows how the parts fit together.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::num::NonZeroU32;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
 use prometheus::Registry;
 use rdkafka::producer::{FutureProducer, Producer};
 use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 use tracing::info;
 
-use crate::admin::{self, AdminState, Readiness};
-use crate::batch::queue::{Dispatcher, Shared};
+use crate::admin::{self, AdminState};
 use crate::config::Config;
+use crate::delivery::InFlightCounter;
 use crate::dispatch::client::HttpSender;
+use crate::dispatch::{Dispatcher, Shared};
 use crate::event::EventDecoder;
-use crate::ingest::consumer::{Ingest, IngestParts};
+use crate::ingest::consumer::{Ingest, IngestParts, IngestTopics};
 use crate::kafka;
+use crate::lifecycle::{Readiness, stopped};
 use crate::notify::Notifier;
+use crate::retry::breaker::CircuitBreaker;
 use crate::retry::handoff::Handoff;
+use crate::retry::notices::write_owed_notices;
 use crate::retry::schedule::RetrySchedule;
 use crate::subscriptions::{Store, SubscriptionTable};
 use crate::telemetry::Metrics;
@@ -34,8 +40,8 @@ pub struct Started {
 }
 
 /// Runs hookrelay until `shutdown` turns true: follows the subscriptions table, consumes
-/// the input topic and the retry tiers, delivers, and serves the admin endpoints.
-/// `on_started` is called once the admin server is bound and the table is ready.
+/// the input topic, the retry tiers and the requests topic, delivers, and serves the admin
+/// endpoints. `on_started` is called once the admin server is bound and the table is ready.
 pub async fn run(
     config: Config,
     registry: Registry,
@@ -80,7 +86,11 @@ pub async fn run(
         .context("catching up with the subscriptions topic")?;
     readiness.subscriptions_ready.store(true, Ordering::Release);
     metrics.subscriptions_ready.set(1);
-    info!(endpoints = table.len(), "subscriptions table ready");
+    info!(
+        endpoints = table.len(),
+        instance = table.instance_id(),
+        "subscriptions table ready"
+    );
 
     let producer: FutureProducer = kafka::durable_producer_config(&config.kafka)
         .create()
@@ -91,31 +101,47 @@ pub async fn run(
     let handoff = Arc::new(Handoff::new(
         producer.clone(),
         &config,
-        schedule,
         table.clone(),
         metrics.clone(),
     ));
+    let in_flight = InFlightCounter::new(metrics.in_flight.clone());
+    let threshold = NonZeroU32::new(config.retry.breaker_threshold).unwrap_or(NonZeroU32::MIN);
     let dispatcher = Arc::new(Dispatcher::new(Arc::new(Shared {
         http: HttpSender::new(&config.delivery)?,
         table: table.clone(),
         handoff: handoff.clone(),
         metrics: metrics.clone(),
         config: config.delivery.clone(),
+        schedule,
+        breaker: Mutex::new(CircuitBreaker::new(threshold)),
+        closing: CancellationToken::new(),
+        abort: CancellationToken::new(),
     })));
     let ingest = Ingest::new(IngestParts {
         client,
         group_id: config.kafka.group_id.clone(),
-        events_topic: config.topics.events.clone(),
-        tier_topics: config.retry.tiers.iter().map(|t| t.topic.clone()).collect(),
+        topics: IngestTopics {
+            events: config.topics.events.clone(),
+            tiers: config.retry.tiers.iter().map(|t| t.topic.clone()).collect(),
+            requests: config.topics.requests.clone(),
+        },
         decoder: EventDecoder::new(&config.codec).context("codec.confluent_schema_ids")?,
         table: table.clone(),
         dispatcher: dispatcher.clone(),
         handoff,
         metrics: metrics.clone(),
+        in_flight,
         max_in_flight: config.delivery.max_in_flight,
         readiness: readiness.clone(),
     })?;
 
+    let notices = tokio::spawn(write_owed_notices(
+        table.clone(),
+        producer.clone(),
+        config.topics.notifications.clone(),
+        metrics.clone(),
+        shutdown.clone(),
+    ));
     let watch_health = {
         let (table, producer, readiness, metrics) = (
             table.clone(),
@@ -154,11 +180,9 @@ pub async fn run(
         table: table.clone(),
         readiness: readiness.clone(),
     });
-    let result = ingest.run(shutdown, config.shutdown.drain_timeout).await;
-    dispatcher
-        .close(config.delivery.timeout + Duration::from_secs(1))
-        .await;
+    ingest.run(shutdown, config.shutdown.drain_timeout).await;
     watch_health.abort();
+    let _ = notices.await;
     if let Some(notifier) = notifier {
         match notifier.await {
             Ok(Ok(())) => {}
@@ -170,7 +194,7 @@ pub async fn run(
     let _ = producer.flush(Duration::from_secs(5));
     table.shutdown();
     let _ = follower.await;
-    result.map_err(Into::into)
+    Ok(())
 }
 
 /// Runs only the notifier (`hookrelay notify`) until `shutdown` turns true: its own
@@ -271,10 +295,4 @@ async fn wait_for_signal() {
     {
         let _ = tokio::signal::ctrl_c().await;
     }
-}
-
-/// Resolves once `shutdown` turns true (or its sender is gone).
-pub async fn stopped(shutdown: &mut watch::Receiver<bool>) {
-    // The guard `wait_for` returns is not Send; drop it before the future completes.
-    let _ = shutdown.wait_for(|stop| *stop).await;
 }

@@ -114,6 +114,7 @@ pub struct TopicsConfig {
     pub dead_letter: String,
     pub attempts: String,
     pub notifications: String,
+    pub requests: String,
     pub replication_factor: u16,
     pub partitions: PartitionsConfig,
     pub retention: RetentionConfig,
@@ -129,6 +130,7 @@ pub struct PartitionsConfig {
     pub dead_letter: u16,
     pub attempts: u16,
     pub notifications: u16,
+    pub requests: u16,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -142,6 +144,8 @@ pub struct RetentionConfig {
     pub attempts: Duration,
     #[serde(with = "humantime_serde")]
     pub notifications: Duration,
+    #[serde(with = "humantime_serde")]
+    pub requests: Duration,
     #[serde(with = "humantime_serde")]
     pub retry_minimum: Duration,
 }
@@ -338,6 +342,7 @@ impl Config {
             ("topics.dead_letter", &t.dead_letter),
             ("topics.attempts", &t.attempts),
             ("topics.notifications", &t.notifications),
+            ("topics.requests", &t.requests),
         ];
         names.extend(
             self.retry
@@ -365,6 +370,7 @@ impl Config {
             ("topics.partitions.dead_letter", p.dead_letter),
             ("topics.partitions.attempts", p.attempts),
             ("topics.partitions.notifications", p.notifications),
+            ("topics.partitions.requests", p.requests),
         ] {
             if n == 0 {
                 return Err(invalid(key, "must be at least 1"));

@@ -346,6 +346,7 @@ pub fn adapt_config(
         &mut t.dead_letter,
         &mut t.attempts,
         &mut t.notifications,
+        &mut t.requests,
     ] {
         *topic = name(topic);
     }
@@ -358,6 +359,7 @@ pub fn adapt_config(
     t.partitions.dead_letter = 1;
     t.partitions.attempts = 2;
     t.partitions.notifications = 1;
+    t.partitions.requests = 1;
     config.retry.tiers = DEMO_TIERS_SECS
         .iter()
         .map(|&s| RetryTier {
@@ -1234,11 +1236,15 @@ fn print_summary(
             None => "unreachable".to_owned(),
         };
         let status = match table.and_then(|t| t.get(&ep.endpoint.id).ok().flatten()) {
-            Some(e) if e.enabled => "enabled".to_owned(),
-            Some(e) => format!(
+            Some(e) if !e.enabled => "paused by its owner".to_owned(),
+            Some(e) if e.breaker_disabled() => format!(
                 "DISABLED ({})",
-                e.disabled_reason.as_deref().unwrap_or("no reason given")
+                e.status
+                    .as_ref()
+                    .and_then(|s| s.reason.as_deref())
+                    .unwrap_or("no reason given")
             ),
+            Some(_) => "enabled".to_owned(),
             None => "unknown".to_owned(),
         };
         println!("    {:<8} {seen}; endpoint {status}", r.role.name());

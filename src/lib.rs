@@ -1,11 +1,13 @@
 //! hookrelay: license events from Kafka to signed, retried, observable webhook deliveries.
 //!
-//! The modules follow the data flow: [`event`] (decode and validate input records) →
-//! [`subscriptions`] (the materialized endpoint table and the fan-out join) → [`batch`]
-//! (per-endpoint batching and limits) → [`sign`] → [`dispatch`] (HTTP) → [`retry`]
-//! (delay tiers, dead letters, circuit breaker). [`ingest`] owns the input consumer and
-//! offset bookkeeping; [`admin`] and [`telemetry`] serve operators; [`notify`] e-mails the
-//! owners of disabled endpoints.
+//! The modules follow the data flow: [`ingest`] (the consumer and its pauses) → [`event`]
+//! (decode and validate input records) → [`subscriptions`] (the materialized endpoint table
+//! and the fan-out join) → [`delivery`] (the unit of work and the words for its results) →
+//! [`dispatch`] (per-endpoint workers, [`batch`]ing and limits, [`sign`]ing, HTTP) →
+//! [`retry`] (the plan after an attempt, delay tiers, dead letters, circuit breaker).
+//! Below them all: [`offsets`] (at-least-once bookkeeping) and [`lifecycle`] (shutdown and
+//! readiness). [`admin`] and [`telemetry`] serve operators; [`notify`] e-mails the owners of
+//! disabled endpoints; [`app`] wires it together.
 
 pub mod admin;
 pub mod app;
@@ -19,7 +21,9 @@ pub mod event;
 pub mod ids;
 pub mod ingest;
 pub mod kafka;
+pub mod lifecycle;
 pub mod notify;
+pub mod offsets;
 pub mod records;
 pub mod retry;
 pub mod sign;

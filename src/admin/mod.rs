@@ -6,7 +6,6 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::Router;
 use axum::extract::State;
@@ -16,34 +15,8 @@ use axum::routing::get;
 use prometheus::Registry;
 use tokio::sync::watch;
 
+use crate::lifecycle::Readiness;
 use crate::telemetry::metrics::render;
-
-/// What `/readyz` checks. Each flag is set by the part it describes.
-#[derive(Debug, Default)]
-pub struct Readiness {
-    pub subscriptions_ready: AtomicBool,
-    pub consumer_assigned: AtomicBool,
-    pub producer_healthy: AtomicBool,
-}
-
-impl Readiness {
-    fn report(&self) -> (bool, String) {
-        let checks = [
-            (
-                "subscriptions",
-                self.subscriptions_ready.load(Ordering::Acquire),
-            ),
-            ("consumer", self.consumer_assigned.load(Ordering::Acquire)),
-            ("producer", self.producer_healthy.load(Ordering::Acquire)),
-        ];
-        let ready = checks.iter().all(|(_, ok)| *ok);
-        let text = checks
-            .iter()
-            .map(|(name, ok)| format!("{name}: {}\n", if *ok { "ok" } else { "not ready" }))
-            .collect();
-        (ready, text)
-    }
-}
 
 #[derive(Clone)]
 pub struct AdminState {
@@ -115,6 +88,8 @@ pub async fn serve(
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::Ordering;
+
     use super::*;
     use axum::body::Body;
     use axum::http::Request;

@@ -1,4 +1,4 @@
-//! Per-endpoint batching policy, rate limits and queues.
+//! The batching policy and the per-endpoint rate limit: pure decisions over plain data,
+//! used by the dispatch worker.
 pub mod policy;
-pub mod queue;
 pub mod ratelimit;

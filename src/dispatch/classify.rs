@@ -1,13 +1,15 @@
-//! What one HTTP attempt's result means for the delivery: settled, retry (and not before
-//! when), or disable the endpoint.
-//!
-//! Pure: the I/O shell turns a reqwest result into an [`AttemptResult`] and acts on the
-//! [`Outcome`]; everything in between is decided here, with the clock passed in.
+//! What one HTTP attempt's result means: delivered, gone, or failed with an error class and
+//! a `Retry-After`. Pure: the HTTP client turns a reqwest result into an [`AttemptResult`];
+//! [`classify`] decides, with the clock passed in; the [`plan`](crate::retry::plan) decides
+//! what follows.
 
 use std::time::{Duration, SystemTime};
 
 use time::macros::format_description;
 use time::{OffsetDateTime, PrimitiveDateTime};
+
+use crate::delivery::ErrorClass;
+use crate::retry::Verdict;
 
 /// What happened when one request was attempted.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,79 +19,45 @@ pub enum AttemptResult {
         status: u16,
         retry_after: Option<String>,
     },
-    /// No complete response within the request timeout.
-    Timeout,
-    /// The connection could not be made (DNS failure, refused, TLS handshake…).
-    Connect(String),
-    /// The SSRF guard refused the destination address; nothing was sent.
-    Refused(String),
-    /// Anything else that went wrong with the exchange.
-    Other(String),
+    /// No usable response; the class says why (timeout, refused, TLS, our SSRF guard…).
+    NoResponse(ErrorClass),
 }
 
-/// What to do with the delivery after an attempt.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    /// The receiver took it (2xx). Done.
-    Settled,
-    /// The receiver says the endpoint is gone for good (410 Gone): disable the endpoint
-    /// instead of retrying, as the seed article's receivers are told to expect.
-    Disable { status: u16 },
-    /// Try again later. `not_before` is the receiver's `Retry-After`, when it gave a usable
-    /// one; the retry schedule picks a tier at least that late.
-    Retry {
-        not_before: Option<Duration>,
-        reason: String,
-    },
+impl AttemptResult {
+    /// The HTTP status, when a response arrived.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            AttemptResult::Response { status, .. } => Some(*status),
+            AttemptResult::NoResponse(_) => None,
+        }
+    }
 }
 
-/// Classifies one attempt. Only a 2xx settles: a response arriving is not success.
+/// Classifies one attempt. Only a 2xx delivers: a response arriving is not success.
 ///
-/// Everything that is neither 2xx nor 410 is retried, including 4xx other than 410: a
-/// receiver's 401 after a secret rotation or 404 during a deploy is usually temporary, and
+/// Everything that is neither 2xx nor 410 fails and is retried, including 4xx other than 410:
+/// a receiver's 401 after a secret rotation or 404 during a deploy is usually temporary, and
 /// the retry tiers and the circuit breaker bound the cost of retrying a permanent one.
 /// Redirects (3xx) are not followed, so they are failures too. `Retry-After` is honoured on
 /// 429 and 503 only, where HTTP defines it as "come back later".
-pub fn classify(result: &AttemptResult, now: SystemTime) -> Outcome {
+pub fn classify(result: &AttemptResult, now: SystemTime) -> Verdict {
     match result {
-        AttemptResult::Response { status, .. } if (200..300).contains(status) => Outcome::Settled,
-        AttemptResult::Response { status: 410, .. } => Outcome::Disable { status: 410 },
+        AttemptResult::Response { status, .. } if (200..300).contains(status) => Verdict::Delivered,
+        AttemptResult::Response { status: 410, .. } => Verdict::Gone,
         AttemptResult::Response {
             status,
             retry_after,
-        } => {
-            let not_before = match (status, retry_after) {
+        } => Verdict::Failed {
+            class: ErrorClass::of_status(*status),
+            not_before: match (status, retry_after) {
                 (429 | 503, Some(value)) => parse_retry_after(value, now),
                 _ => None,
-            };
-            Outcome::Retry {
-                not_before,
-                reason: format!("HTTP {status}"),
-            }
-        }
-        AttemptResult::Timeout => retry("timeout".to_owned()),
-        AttemptResult::Connect(e) => retry(format!("connect: {e}")),
-        AttemptResult::Refused(e) => retry(format!("refused: {e}")),
-        AttemptResult::Other(e) => retry(format!("error: {e}")),
-    }
-}
-
-fn retry(reason: String) -> Outcome {
-    Outcome::Retry {
-        not_before: None,
-        reason,
-    }
-}
-
-/// The status class label for metrics: bounded cardinality, unlike the status itself.
-pub fn status_class(status: u16) -> &'static str {
-    match status {
-        100..=199 => "1xx",
-        200..=299 => "2xx",
-        300..=399 => "3xx",
-        400..=499 => "4xx",
-        500..=599 => "5xx",
-        _ => "other",
+            },
+        },
+        AttemptResult::NoResponse(class) => Verdict::Failed {
+            class: *class,
+            not_before: None,
+        },
     }
 }
 
@@ -172,38 +140,28 @@ mod tests {
         }
     }
 
-    fn retry_after_secs(outcome: &Outcome) -> Option<Option<u64>> {
-        match outcome {
-            Outcome::Retry { not_before, .. } => Some(not_before.map(|d| d.as_secs())),
+    fn retry_after_secs(verdict: &Verdict) -> Option<Option<u64>> {
+        match verdict {
+            Verdict::Failed { not_before, .. } => Some(not_before.map(|d| d.as_secs())),
             _ => None,
         }
     }
 
     #[test]
     fn responses_classify_by_status() {
-        let cases: &[(u16, Outcome)] = &[
-            (200, Outcome::Settled),
-            (201, Outcome::Settled),
-            (204, Outcome::Settled),
-            (299, Outcome::Settled),
-            (410, Outcome::Disable { status: 410 }),
-        ];
-        for (status, want) in cases {
-            assert_eq!(
-                &classify(&response(*status, None), now()),
-                want,
-                "status {status}"
-            );
+        for status in [200, 201, 204, 299] {
+            assert_eq!(classify(&response(status, None), now()), Verdict::Delivered);
         }
+        assert_eq!(classify(&response(410, None), now()), Verdict::Gone);
         for status in [
             100, 199, 300, 301, 302, 304, 400, 401, 403, 404, 408, 409, 429, 500, 502, 503, 504,
             599,
         ] {
             assert_eq!(
                 classify(&response(status, None), now()),
-                Outcome::Retry {
-                    not_before: None,
-                    reason: format!("HTTP {status}")
+                Verdict::Failed {
+                    class: ErrorClass::of_status(status),
+                    not_before: None
                 },
                 "status {status}"
             );
@@ -211,28 +169,13 @@ mod tests {
     }
 
     #[test]
-    fn transport_failures_retry_with_their_reason() {
-        let cases = [
-            (AttemptResult::Timeout, "timeout"),
-            (
-                AttemptResult::Connect("connection refused".into()),
-                "connect: connection refused",
-            ),
-            (
-                AttemptResult::Refused("127.0.0.1 is loopback".into()),
-                "refused: 127.0.0.1 is loopback",
-            ),
-            (
-                AttemptResult::Other("body too large".into()),
-                "error: body too large",
-            ),
-        ];
-        for (result, reason) in cases {
+    fn transport_failures_keep_their_class() {
+        for class in ErrorClass::ALL {
             assert_eq!(
-                classify(&result, now()),
-                Outcome::Retry {
-                    not_before: None,
-                    reason: reason.to_owned()
+                classify(&AttemptResult::NoResponse(*class), now()),
+                Verdict::Failed {
+                    class: *class,
+                    not_before: None
                 }
             );
         }
@@ -289,24 +232,5 @@ mod tests {
             in_2030,
             Some(Duration::from_secs(4 * 365 * 86_400 + 86_400))
         );
-    }
-
-    #[test]
-    fn status_classes_are_bounded() {
-        let cases = [
-            (100, "1xx"),
-            (200, "2xx"),
-            (204, "2xx"),
-            (302, "3xx"),
-            (404, "4xx"),
-            (410, "4xx"),
-            (503, "5xx"),
-            (0, "other"),
-            (600, "other"),
-            (999, "other"),
-        ];
-        for (status, class) in cases {
-            assert_eq!(status_class(status), class, "status {status}");
-        }
     }
 }

@@ -9,6 +9,7 @@ use bytes::Bytes;
 use reqwest::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 
 use crate::config::DeliveryConfig;
+use crate::delivery::ErrorClass;
 use crate::dispatch::classify::AttemptResult;
 use crate::dispatch::ssrf::{GuardedResolver, Refusal, SsrfGuard};
 use crate::sign::SignedHeaders;
@@ -17,6 +18,9 @@ use crate::sign::SignedHeaders;
 #[derive(Debug)]
 pub struct Exchange {
     pub result: AttemptResult,
+    /// For operator logs only: the error and its causes when no response arrived. May name
+    /// resolved addresses, so it never goes into records a customer sees.
+    pub detail: Option<String>,
     /// The start of the response body, lossily decoded, for the attempts log.
     pub snippet: Option<String>,
     pub latency: Duration,
@@ -70,7 +74,8 @@ impl HttpSender {
         // Hosts given as IP literals never reach the resolver, so check them here.
         if let Err(refusal) = self.guard.check_url(url) {
             return Exchange {
-                result: AttemptResult::Refused(refusal.to_string()),
+                result: AttemptResult::NoResponse(ErrorClass::RefusedByPolicy),
+                detail: Some(refusal.to_string()),
                 snippet: None,
                 latency: started.elapsed(),
             };
@@ -88,7 +93,8 @@ impl HttpSender {
             Ok(r) => r,
             Err(e) => {
                 return Exchange {
-                    result: error_result(&e),
+                    result: AttemptResult::NoResponse(error_class(&e)),
+                    detail: Some(error_chain(&e)),
                     snippet: None,
                     latency: started.elapsed(),
                 };
@@ -106,26 +112,58 @@ impl HttpSender {
                 status,
                 retry_after,
             },
+            detail: None,
             snippet,
             latency: started.elapsed(),
         }
     }
 }
 
-fn error_result(e: &reqwest::Error) -> AttemptResult {
+/// The class of a failed request, from the error types in its source chain.
+fn error_class(e: &reqwest::Error) -> ErrorClass {
     if let Some(refusal) = Refusal::find(e) {
         return if refusal.is_policy() {
-            AttemptResult::Refused(refusal.to_string())
+            ErrorClass::RefusedByPolicy
         } else {
-            AttemptResult::Connect(refusal.to_string())
+            ErrorClass::Dns
         };
     }
     if e.is_timeout() {
-        AttemptResult::Timeout
-    } else if e.is_connect() {
-        AttemptResult::Connect(error_chain(e))
+        return ErrorClass::Timeout;
+    }
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = source {
+        if err.downcast_ref::<rustls::Error>().is_some() {
+            return ErrorClass::Tls;
+        }
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            use std::io::ErrorKind;
+            match io.kind() {
+                ErrorKind::ConnectionRefused => return ErrorClass::ConnectionRefused,
+                ErrorKind::ConnectionReset
+                | ErrorKind::ConnectionAborted
+                | ErrorKind::BrokenPipe
+                | ErrorKind::UnexpectedEof => return ErrorClass::ConnectionReset,
+                ErrorKind::TimedOut => return ErrorClass::Timeout,
+                _ => {}
+            }
+        }
+        if let Some(h) = err.downcast_ref::<hyper::Error>() {
+            if h.is_parse() || h.is_parse_status() {
+                return ErrorClass::InvalidResponse;
+            }
+            if h.is_incomplete_message() || h.is_closed() || h.is_canceled() {
+                return ErrorClass::ConnectionReset;
+            }
+        }
+        source = err.source();
+    }
+    if e.is_connect() {
+        ErrorClass::ConnectionFailed
+    } else if e.is_body() || e.is_decode() {
+        ErrorClass::InvalidResponse
     } else {
-        AttemptResult::Other(error_chain(e))
+        ErrorClass::Other
     }
 }
 

@@ -130,6 +130,7 @@ const V4_REFUSED: &[(Ipv4Net, AddressClass)] = &[
     (v4(169, 254, 169, 254, 32), AddressClass::CloudMetadata), // AWS, GCP, Azure, OCI…
     (v4(169, 254, 170, 2, 32), AddressClass::CloudMetadata),   // AWS ECS task metadata
     (v4(100, 100, 100, 200, 32), AddressClass::CloudMetadata), // Alibaba Cloud
+    (v4(168, 63, 129, 16, 32), AddressClass::CloudMetadata),   // Azure WireServer
     (v4(255, 255, 255, 255, 32), AddressClass::Broadcast),
     (v4(0, 0, 0, 0, 8), AddressClass::Unspecified),
     (v4(127, 0, 0, 0, 8), AddressClass::Loopback),
@@ -187,9 +188,14 @@ const V6_REFUSED: &[(Ipv6Net, AddressClass)] = &[
 ];
 
 /// The IPv4 address an IPv6 address carries, where connecting to the IPv6 one can reach the
-/// IPv4 one: IPv4-mapped (`::ffff:a.b.c.d`, dual-stack sockets connect to the IPv4 address),
-/// deprecated IPv4-compatible (`::a.b.c.d`, except `::` and `::1`), and the NAT64 well-known
-/// prefix (`64:ff9b::a.b.c.d`).
+/// IPv4 one:
+/// - IPv4-mapped (`::ffff:a.b.c.d`): dual-stack sockets connect to the IPv4 address;
+/// - deprecated IPv4-compatible (`::a.b.c.d`, except `::` and `::1`);
+/// - NAT64, the well-known prefix `64:ff9b::/96` and the local-use `64:ff9b:1::/48`
+///   (RFC 8215; the address sits in the last 32 bits, as with a /96 inside it): a NAT64
+///   gateway forwards to it, internal addresses included;
+/// - 6to4 (`2002:AABB:CCDD::/48` carries `AA.BB.CC.DD`): a relay forwards to it;
+/// - Teredo (`2001:0::/32`): the client's address is the last 32 bits inverted.
 fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
     if let Some(mapped) = ip.to_ipv4_mapped() {
         return Some(mapped);
@@ -199,7 +205,9 @@ fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
     match ip.segments() {
         [0, 0, 0, 0, 0, 0, 0, 0 | 1] => None,
         [0, 0, 0, 0, 0, 0, _, _] => Some(tail),
-        [0x64, 0xff9b, 0, 0, 0, 0, _, _] => Some(tail),
+        [0x64, 0xff9b, 0, 0, 0, 0, _, _] | [0x64, 0xff9b, 1, ..] => Some(tail),
+        [0x2002, ..] => Some(Ipv4Addr::new(o[2], o[3], o[4], o[5])),
+        [0x2001, 0, ..] => Some(Ipv4Addr::new(!o[12], !o[13], !o[14], !o[15])),
         _ => None,
     }
 }
@@ -433,8 +441,19 @@ mod tests {
             ("::127.0.0.1", Some(Loopback)),
             ("::10.0.0.1", Some(Private)),
             ("64:ff9b::192.168.0.1", Some(Private)),
+            // NAT64 local-use prefix (RFC 8215).
+            ("64:ff9b:1::10.0.0.5", Some(Private)),
+            ("64:ff9b:1::a9fe:a9fe", Some(CloudMetadata)),
+            // 6to4: 2002:7f00:0001:: carries 127.0.0.1.
+            ("2002:7f00:1::1", Some(Loopback)),
+            ("2002:a9fe:a9fe::", Some(CloudMetadata)),
+            ("2002:0808:0808::1", None),
+            // Teredo: the client address is the last 32 bits inverted (~127.0.0.1).
+            ("2001:0:4136:e378:8000:63bf:80ff:fffe", Some(Loopback)),
+            ("2001:0:4136:e378:8000:63bf:f5ff:fffe", Some(Private)), // ~10.0.0.1
             ("::ffff:8.8.8.8", None),
             ("64:ff9b::8.8.8.8", None),
+            ("::ffff:168.63.129.16", Some(CloudMetadata)), // Azure WireServer
         ] {
             assert_eq!(refused_class(&guard, addr), class, "{addr}");
         }

@@ -1,32 +1,44 @@
-//! The consumer-group member that reads the input topic and every retry tier. Input records
-//! are decoded, joined against the subscriptions table and fanned out to the endpoint
-//! queues; retry records are held until due (the partition paused meanwhile) and then sent
-//! again. Offsets are stored only as deliveries settle (see [`book`](super::book)).
+//! The consumer-group member that reads the input topic, every retry tier and the requests
+//! topic. Input records are decoded, joined against the subscriptions table and fanned out to
+//! the endpoint workers; retry records are held until due and then sent again.
+//!
+//! The poll loop never waits for capacity: what cannot be taken now stays in Kafka (the
+//! partition is paused, and the record it could not take is sought back to), or goes to a
+//! retry tier when its endpoint is slow. Offsets are committed from the
+//! [`OffsetBook`] every half second, on revoke and at shutdown, with commit metadata that
+//! lets the next owner skip what already settled (see [`crate::offsets::metadata`]).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
 };
-use rdkafka::error::KafkaError;
+use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::statistics::Statistics;
 use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
-use tokio::sync::{Semaphore, mpsc, watch};
-use tracing::{debug, info, warn};
+use tokio::sync::{mpsc, watch};
+use tracing::{debug, error, info, warn};
 
-use crate::admin::Readiness;
-use crate::batch::queue::Dispatcher;
-use crate::delivery::{Delivery, delivery_id, now_ms};
+use crate::delivery::{
+    DeadLetterReason, Delivery, DeliveryOutcome, InFlightCounter, Origin, delivery_id, now_ms,
+};
+use crate::dispatch::{Dispatcher, Room};
 use crate::event::EventDecoder;
-use crate::ingest::book::{OffsetBook, OffsetStore, Settle, TopicPartition};
+use crate::ids::EndpointId;
+use crate::lifecycle::{Readiness, stopped};
+use crate::offsets::{Admit, CommitPoint, OffsetBook, TopicPartition, metadata};
 use crate::records::envelope::DeliveryEnvelope;
 use crate::retry::handoff::Handoff;
-use crate::subscriptions::SubscriptionTable;
+use crate::retry::tier_label;
+use crate::subscriptions::{FollowerState, SubscriptionTable};
 use crate::telemetry::Metrics;
+
+use super::pauses::{PauseReason, Pauses};
 
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
@@ -38,17 +50,28 @@ pub enum IngestError {
         #[source]
         source: KafkaError,
     },
-    #[error("reading the subscriptions table: {0}")]
-    Table(String),
 }
 
-/// Rebalance and statistics hooks. Runs on the thread that polls the consumer.
+/// How often the loop looks at pauses, health and the commit clock.
+const TICK: Duration = Duration::from_millis(100);
+/// How often settled offsets are committed: the most a crash can re-send is about this much
+/// (plus what settled past a record still in flight, which the commit metadata covers).
+const COMMIT_EVERY: Duration = Duration::from_millis(500);
+/// How long a partition may wait in Kafka for an endpoint that said it drains soon; after
+/// that, what does not fit goes to a retry tier instead.
+const ENDPOINT_WAIT_LIMIT: Duration = Duration::from_secs(2);
+/// Bound on fetching committed offsets (with their metadata) for a new assignment.
+const COMMITTED_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Rebalance, commit and statistics hooks. Runs on the thread that polls the consumer.
 pub struct IngestContext {
     book: Arc<OffsetBook>,
     metrics: Metrics,
-    tier_topics: Vec<String>,
     revoked_tx: mpsc::UnboundedSender<Vec<TopicPartition>>,
+    assigned_tx: mpsc::UnboundedSender<Vec<TopicPartition>>,
     readiness: Arc<Readiness>,
+    /// Set when an asynchronous commit failed, so the loop commits everything again.
+    commit_failed: AtomicBool,
 }
 
 impl ClientContext for IngestContext {
@@ -72,18 +95,14 @@ impl ConsumerContext for IngestContext {
         let Rebalance::Revoke(tpl) = rebalance else {
             return;
         };
-        // Commit what is settled for the partitions we lose; the rest is read again by
-        // their next owner (at-least-once: it may duplicate, it never drops).
-        let mut commit = TopicPartitionList::new();
+        // Commit what is settled (and what settled past it) for the partitions we lose,
+        // while they are still ours; their next owner reads the rest again.
+        let mut points = Vec::new();
         let mut revoked = Vec::new();
         for e in tpl.elements() {
-            let tp = TopicPartition {
-                topic: Arc::from(e.topic()),
-                partition: e.partition(),
-            };
-            if let Some(offset) = self.book.revoke(&tp) {
-                let _ =
-                    commit.add_partition_offset(e.topic(), e.partition(), Offset::Offset(offset));
+            let tp = TopicPartition::new(e.topic(), e.partition());
+            if let Some(point) = self.book.revoke(&tp) {
+                points.push((tp.clone(), point));
             }
             self.metrics
                 .consumer_lag
@@ -91,10 +110,11 @@ impl ConsumerContext for IngestContext {
                 .ok();
             revoked.push(tp);
         }
-        if commit.count() > 0
-            && let Err(e) = consumer.commit(&commit, CommitMode::Sync)
+        if !points.is_empty()
+            && let Err(e) = commit(consumer, &points, CommitMode::Sync)
         {
-            warn!(error = %e, "committing settled offsets of revoked partitions failed; they will be read again");
+            self.metrics.commit_failures.inc();
+            warn!(error = %e, "committing the revoked partitions failed; their next owner reads more again");
         }
         info!(partitions = revoked.len(), "partitions revoked");
         let _ = self.revoked_tx.send(revoked);
@@ -103,48 +123,68 @@ impl ConsumerContext for IngestContext {
     fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
             Rebalance::Assign(tpl) => {
+                let committed = consumer.committed_offsets((*tpl).clone(), COMMITTED_TIMEOUT);
+                if let Err(e) = &committed {
+                    warn!(error = %e, "could not read the committed offsets' metadata; reading from the committed offsets");
+                }
+                let mut assigned = Vec::new();
                 for e in tpl.elements() {
-                    self.book.assign(TopicPartition {
-                        topic: Arc::from(e.topic()),
-                        partition: e.partition(),
+                    let tp = TopicPartition::new(e.topic(), e.partition());
+                    let resume = committed.as_ref().ok().and_then(|c| {
+                        let elem = c.find_partition(e.topic(), e.partition())?;
+                        let Offset::Offset(offset) = elem.offset() else {
+                            return None;
+                        };
+                        // rust-rdkafka panics on metadata that is not UTF-8 (another tool's);
+                        // treat that like no metadata.
+                        let text = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            elem.metadata().to_owned()
+                        }))
+                        .ok()?;
+                        metadata::decode(offset, &text)
                     });
-                }
-                // librdkafka keeps a partition paused across a rebalance; we hold nothing for
-                // a freshly assigned partition, so make sure it is fetching.
-                let mut tiers = TopicPartitionList::new();
-                for e in tpl.elements() {
-                    if self.tier_topics.iter().any(|t| t == e.topic()) {
-                        tiers.add_partition(e.topic(), e.partition());
+                    if let Some(r) = &resume {
+                        debug!(%tp, through = r.last(), "skipping what the previous owner settled");
                     }
-                }
-                if tiers.count() > 0
-                    && let Err(e) = consumer.resume(&tiers)
-                {
-                    warn!(error = %e, "resuming newly assigned retry partitions failed");
+                    self.book.assign(tp.clone(), resume);
+                    assigned.push(tp);
                 }
                 self.readiness
                     .consumer_assigned
-                    .store(true, std::sync::atomic::Ordering::Release);
+                    .store(true, Ordering::Release);
                 info!(partitions = tpl.count(), "partitions assigned");
+                let _ = self.assigned_tx.send(assigned);
             }
             Rebalance::Error(e) => warn!(error = %e, "rebalance error"),
             Rebalance::Revoke(_) => {}
         }
     }
-}
 
-/// Stores committable offsets with librdkafka; auto-commit sends them to the broker.
-struct ConsumerStore(std::sync::Weak<StreamConsumer<IngestContext>>);
-
-impl OffsetStore for ConsumerStore {
-    fn store(&self, tpl: &TopicPartitionList) {
-        if let Some(consumer) = self.0.upgrade()
-            && let Err(e) = consumer.store_offsets(tpl)
-        {
-            // Normal for a partition revoked a moment ago.
-            debug!(error = %e, "storing an offset failed");
+    fn commit_callback(&self, result: KafkaResult<()>, _offsets: &TopicPartitionList) {
+        if let Err(e) = result {
+            self.metrics.commit_failures.inc();
+            self.commit_failed.store(true, Ordering::Release);
+            debug!(error = %e, "an offset commit failed; the next one carries the same offsets");
         }
     }
+}
+
+/// Commits commit points with their metadata.
+fn commit<C: ConsumerContext, K: Consumer<C>>(
+    consumer: &K,
+    points: &[(TopicPartition, CommitPoint)],
+    mode: CommitMode,
+) -> KafkaResult<()> {
+    let mut tpl = TopicPartitionList::with_capacity(points.len());
+    for (tp, point) in points {
+        tpl.add_partition_offset(&tp.topic, tp.partition, Offset::Offset(point.offset))?;
+        if !point.metadata.is_empty()
+            && let Some(mut elem) = tpl.find_partition(&tp.topic, tp.partition)
+        {
+            elem.set_metadata(&point.metadata);
+        }
+    }
+    consumer.commit(&tpl, mode)
 }
 
 /// Consumer settings that make at-least-once hold; the caller's config supplies brokers,
@@ -164,71 +204,95 @@ pub fn consumer_config(mut base: ClientConfig, group_id: &str) -> ClientConfig {
         }
     }
     base.set("group.id", group_id)
-        .set("enable.auto.commit", "true")
-        .set("auto.commit.interval.ms", "1000")
-        // Offsets are stored by the book as deliveries settle, never on read.
+        // Commits are made by the loop from the offset book, with metadata.
+        .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
         .set("enable.partition.eof", "false");
     base
 }
 
-/// A retry record held until its due time.
+/// A retry record held until its due time (and until its endpoint has room).
 struct Held {
     envelope: DeliveryEnvelope,
-    settle: Settle,
+    settle: crate::offsets::Settle,
+}
+
+/// A partition paused on a record its endpoint had no room for.
+struct Blocked {
+    endpoint: EndpointId,
+    since: Instant,
+}
+
+/// The topics the member consumes, by role.
+pub struct IngestTopics {
+    pub events: String,
+    pub tiers: Vec<String>,
+    pub requests: String,
+}
+
+pub struct IngestParts {
+    pub client: ClientConfig,
+    pub group_id: String,
+    pub topics: IngestTopics,
+    pub decoder: EventDecoder,
+    pub table: Arc<SubscriptionTable>,
+    pub dispatcher: Arc<Dispatcher>,
+    pub handoff: Arc<Handoff>,
+    pub metrics: Metrics,
+    pub in_flight: InFlightCounter,
+    pub max_in_flight: usize,
+    pub readiness: Arc<Readiness>,
 }
 
 pub struct Ingest {
     consumer: Arc<StreamConsumer<IngestContext>>,
-    events_topic: String,
-    tier_topics: Vec<String>,
+    topics: IngestTopics,
     decoder: EventDecoder,
     table: Arc<SubscriptionTable>,
     dispatcher: Arc<Dispatcher>,
     handoff: Arc<Handoff>,
     book: Arc<OffsetBook>,
     metrics: Metrics,
-    in_flight: Arc<Semaphore>,
+    in_flight: InFlightCounter,
+    max_in_flight: usize,
+    readiness: Arc<Readiness>,
+    pauses: Pauses,
     held: HashMap<TopicPartition, VecDeque<Held>>,
+    blocked: HashMap<TopicPartition, Blocked>,
+    /// Partitions that waited [`ENDPOINT_WAIT_LIMIT`] for an endpoint: the record they wait
+    /// with goes to a retry tier for the endpoints that still have no room.
+    impatient: HashSet<TopicPartition>,
+    committed: HashMap<TopicPartition, CommitPoint>,
+    last_commit: Instant,
+    last_gauges: Instant,
+    table_failed: bool,
     wake_tx: mpsc::UnboundedSender<TopicPartition>,
     wake_rx: mpsc::UnboundedReceiver<TopicPartition>,
     revoked_rx: mpsc::UnboundedReceiver<Vec<TopicPartition>>,
-}
-
-pub struct IngestParts {
-    pub client: ClientConfig,
-    pub group_id: String,
-    pub events_topic: String,
-    pub tier_topics: Vec<String>,
-    pub decoder: EventDecoder,
-    pub table: Arc<SubscriptionTable>,
-    pub dispatcher: Arc<Dispatcher>,
-    pub handoff: Arc<Handoff>,
-    pub metrics: Metrics,
-    pub max_in_flight: usize,
-    pub readiness: Arc<Readiness>,
+    assigned_rx: mpsc::UnboundedReceiver<Vec<TopicPartition>>,
 }
 
 impl Ingest {
     pub fn new(parts: IngestParts) -> Result<Self, IngestError> {
         let book = OffsetBook::new();
         let (revoked_tx, revoked_rx) = mpsc::unbounded_channel();
+        let (assigned_tx, assigned_rx) = mpsc::unbounded_channel();
         let context = IngestContext {
             book: book.clone(),
             metrics: parts.metrics.clone(),
-            tier_topics: parts.tier_topics.clone(),
             revoked_tx,
-            readiness: parts.readiness,
+            assigned_tx,
+            readiness: parts.readiness.clone(),
+            commit_failed: AtomicBool::new(false),
         };
         let consumer: StreamConsumer<IngestContext> =
             consumer_config(parts.client, &parts.group_id)
                 .create_with_context(context)
                 .map_err(IngestError::Create)?;
-        let consumer = Arc::new(consumer);
-        book.set_store(Arc::new(ConsumerStore(Arc::downgrade(&consumer))));
-        let mut topics = vec![parts.events_topic.clone()];
-        topics.extend(parts.tier_topics.iter().cloned());
+        let mut topics = vec![parts.topics.events.clone()];
+        topics.extend(parts.topics.tiers.iter().cloned());
+        topics.push(parts.topics.requests.clone());
         let names: Vec<&str> = topics.iter().map(String::as_str).collect();
         consumer
             .subscribe(&names)
@@ -237,156 +301,242 @@ impl Ingest {
                 source,
             })?;
         let (wake_tx, wake_rx) = mpsc::unbounded_channel();
+        let now = Instant::now();
         Ok(Ingest {
-            consumer,
-            events_topic: parts.events_topic,
-            tier_topics: parts.tier_topics,
+            consumer: Arc::new(consumer),
+            topics: parts.topics,
             decoder: parts.decoder,
             table: parts.table,
             dispatcher: parts.dispatcher,
             handoff: parts.handoff,
             book,
             metrics: parts.metrics,
-            in_flight: Arc::new(Semaphore::new(parts.max_in_flight)),
+            in_flight: parts.in_flight,
+            max_in_flight: parts.max_in_flight.max(1),
+            readiness: parts.readiness,
+            pauses: Pauses::default(),
             held: HashMap::new(),
+            blocked: HashMap::new(),
+            impatient: HashSet::new(),
+            committed: HashMap::new(),
+            last_commit: now,
+            last_gauges: now,
+            table_failed: false,
             wake_tx,
             wake_rx,
             revoked_rx,
+            assigned_rx,
         })
     }
 
-    /// The offset book, for readiness and tests.
+    /// The offset book, for tests.
     pub fn book(&self) -> Arc<OffsetBook> {
         self.book.clone()
     }
 
-    /// Consumes until `shutdown` turns true, then stops intake, waits up to `drain` for
-    /// in-flight deliveries to settle, commits what is settled and returns.
-    pub async fn run(
-        mut self,
-        mut shutdown: watch::Receiver<bool>,
-        drain: Duration,
-    ) -> Result<(), IngestError> {
-        let mut gauges = tokio::time::interval(Duration::from_secs(1));
-        let mut ticks = 0u64;
+    /// Consumes until `shutdown` turns true, then stops intake, lets requests in flight
+    /// finish (up to `drain`), commits what settled and returns. Still a group member until
+    /// then, so the commit lands; what did not settle is read again by the next owner.
+    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>, drain: Duration) {
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // A handle of our own: the message borrows the consumer, and handling needs `self`.
         let consumer = self.consumer.clone();
         loop {
             tokio::select! {
                 biased;
-                () = crate::app::stopped(&mut shutdown) => break,
-                Some(revoked) = self.revoked_rx.recv() => self.drop_held(&revoked),
-                Some(tp) = self.wake_rx.recv() => self.release_due(&tp).await,
-                _ = gauges.tick() => {
-                    self.update_gauges();
-                    ticks += 1;
-                    if ticks.is_multiple_of(10) {
-                        debug!(
-                            consumed = self.metrics.events_consumed.get(),
-                            in_flight = self.metrics.in_flight.get(),
-                            unsettled_offsets = self.book.unsettled(),
-                            free_permits = self.in_flight.available_permits(),
-                            "ingest progress"
-                        );
-                    }
-                }
+                () = stopped(&mut shutdown) => break,
+                Some(revoked) = self.revoked_rx.recv() => self.on_revoked(&revoked),
+                Some(assigned) = self.assigned_rx.recv() => self.on_assigned(assigned),
+                Some(tp) = self.wake_rx.recv() => self.release_due(&tp),
+                _ = tick.tick() => self.tick(),
                 received = consumer.recv() => match received {
-                    Ok(msg) => self.handle(&msg).await?,
+                    Ok(msg) => self.handle(&msg),
                     Err(e) => warn!(error = %e, "consumer error"),
                 },
             }
         }
-        info!("stopping intake; draining in-flight deliveries");
-        self.consumer.unsubscribe();
-        let deadline = tokio::time::Instant::now() + drain;
-        while self.book.unsettled() > 0 && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        let left = self.book.unsettled();
-        if left > 0 {
-            warn!(
-                unsettled = left,
-                "drain timeout: unsettled records stay uncommitted and will be read again"
-            );
-        }
-        self.commit_settled();
-        Ok(())
+        self.stop(drain).await;
     }
 
-    /// Commits the settled offsets of every partition synchronously.
-    fn commit_settled(&self) {
-        let mut tpl = TopicPartitionList::new();
-        for (tp, offset) in self.book.committable() {
-            let _ = tpl.add_partition_offset(&tp.topic, tp.partition, Offset::Offset(offset));
+    async fn stop(&mut self, drain: Duration) {
+        info!(
+            in_flight = self.in_flight.current(),
+            "stopping intake; letting requests in flight finish"
+        );
+        self.pauses.set_global(PauseReason::Stopping, true);
+        self.sync_pauses();
+        // Held retry records and queued deliveries were never sent: they stay uncommitted
+        // and their next owner sends them, so waiting for them would only delay the exit.
+        self.held.clear();
+        self.dispatcher.close();
+        let deadline = tokio::time::Instant::now() + drain;
+        let consumer = self.consumer.clone();
+        while self.in_flight.current() > 0 {
+            tokio::select! {
+                () = tokio::time::sleep_until(deadline) => {
+                    warn!(
+                        in_flight = self.in_flight.current(),
+                        "drain timeout: abandoning requests still in flight; their records stay uncommitted and are sent again by the next owner"
+                    );
+                    self.dispatcher.abort();
+                    break;
+                }
+                () = tokio::time::sleep(Duration::from_millis(10)) => {}
+                Some(revoked) = self.revoked_rx.recv() => self.on_revoked(&revoked),
+                // Serve rebalance callbacks; every partition is paused, so no record comes.
+                received = consumer.recv() => if let Err(e) = received {
+                    debug!(error = %e, "consumer error while draining");
+                },
+            }
         }
-        if tpl.count() == 0 {
-            return;
-        }
-        match self.consumer.commit(&tpl, CommitMode::Sync) {
-            Ok(()) => info!(partitions = tpl.count(), "committed settled offsets"),
-            Err(e) => {
-                warn!(error = %e, "final commit failed; uncommitted records will be read again")
+        let points = self.book.snapshot();
+        if !points.is_empty() {
+            match commit(self.consumer.as_ref(), &points, CommitMode::Sync) {
+                Ok(()) => info!(partitions = points.len(), "committed settled offsets"),
+                Err(e) => {
+                    self.metrics.commit_failures.inc();
+                    warn!(error = %e, "final commit failed; uncommitted records will be read again")
+                }
             }
         }
     }
 
-    async fn handle(&mut self, msg: &BorrowedMessage<'_>) -> Result<(), IngestError> {
-        let tp = TopicPartition {
-            topic: Arc::from(msg.topic()),
-            partition: msg.partition(),
-        };
-        if msg.topic() == self.events_topic {
-            self.handle_event(msg, &tp).await
-        } else if self.tier_topics.iter().any(|t| t == msg.topic()) {
-            self.handle_retry(msg, &tp).await;
-            Ok(())
+    fn on_assigned(&mut self, assigned: Vec<TopicPartition>) {
+        self.pauses.assign(assigned);
+        self.sync_pauses();
+    }
+
+    fn on_revoked(&mut self, revoked: &[TopicPartition]) {
+        for tp in revoked {
+            if let Some(q) = self.held.remove(tp) {
+                debug!(%tp, records = q.len(), "dropping held retry records of a revoked partition");
+            }
+            self.blocked.remove(tp);
+            self.impatient.remove(tp);
+            self.committed.remove(tp);
+        }
+        self.pauses.revoke(revoked);
+    }
+
+    fn handle(&mut self, msg: &BorrowedMessage<'_>) {
+        let tp = TopicPartition::new(msg.topic(), msg.partition());
+        if self.pauses.is_paused(&tp) && !self.held.contains_key(&tp) {
+            // Arrived as the partition was being paused: keep it in Kafka for later.
+            self.seek_back(&tp, msg.offset());
+            return;
+        }
+        match self.book.admit(&tp, msg.offset()) {
+            Admit::New => {}
+            Admit::AlreadySettled | Admit::NotOurs => return,
+        }
+        if msg.topic() == self.topics.events {
+            self.handle_event(msg, &tp);
+        } else if msg.topic() == self.topics.requests
+            || self.topics.tiers.iter().any(|t| t == msg.topic())
+        {
+            self.handle_retry(msg, &tp);
         } else {
             warn!(
                 topic = msg.topic(),
                 "record from an unexpected topic ignored"
             );
-            Ok(())
+        }
+        self.check_in_flight();
+    }
+
+    /// Pauses `tp` (if not yet) and rewinds it to `offset`, so the record there is read
+    /// again once the partition resumes.
+    fn seek_back(&mut self, tp: &TopicPartition, offset: i64) {
+        self.sync_pauses();
+        if let Err(e) = self.consumer.seek(
+            &tp.topic,
+            tp.partition,
+            Offset::Offset(offset),
+            Duration::ZERO,
+        ) {
+            // Without the seek the partition would resume past the record: commit nothing
+            // past it by forgetting the partition's lease; it is read again on reassignment.
+            error!(%tp, offset, error = %e, "cannot rewind a paused partition");
         }
     }
 
-    async fn handle_event(
-        &mut self,
-        msg: &BorrowedMessage<'_>,
-        tp: &TopicPartition,
-    ) -> Result<(), IngestError> {
-        self.metrics.events_consumed.inc();
+    fn table_usable(&self) -> bool {
+        !self.table_failed && self.table.state() == FollowerState::Ready
+    }
+
+    fn handle_event(&mut self, msg: &BorrowedMessage<'_>, tp: &TopicPartition) {
+        let offset = msg.offset();
+        if !self.table_usable() {
+            self.table_failure("the subscriptions table stopped following its topic".to_owned());
+            self.seek_back(tp, offset);
+            return;
+        }
         let event = match self.decoder.decode(msg.payload().unwrap_or_default()) {
             Ok(event) => event,
             Err(invalid) => {
-                let Some(settle) = self.book.track(tp, msg.offset(), 1) else {
-                    return Ok(());
+                self.metrics.events_consumed.inc();
+                let Some(settle) = self.book.track(tp, offset, 1) else {
+                    return;
                 };
                 self.metrics
                     .events_invalid
                     .with_label_values(&[invalid.reason()])
                     .inc();
-                warn!(topic = msg.topic(), partition = msg.partition(), offset = msg.offset(), reason = invalid.reason(), error = %invalid, "invalid input record; sending it to the invalid-records topic");
+                warn!(topic = msg.topic(), partition = msg.partition(), offset, reason = invalid.reason(), error = %invalid, "invalid input record; sending it to the invalid-records topic");
                 let handoff = self.handoff.clone();
                 let owned = msg.detach();
                 tokio::spawn(async move { handoff.invalid(owned, &invalid, settle).await });
-                return Ok(());
+                return;
             }
         };
-        let endpoints = self
+        let endpoints = match self
             .table
             .endpoints_for(&event.account_id, event.event_type.as_str())
-            .map_err(|e| IngestError::Table(e.to_string()))?;
-        let Some(settle) = self.book.track(tp, msg.offset(), endpoints.len() as u32) else {
-            return Ok(());
+        {
+            Ok(endpoints) => endpoints,
+            Err(e) => {
+                self.table_failure(format!("reading the subscriptions table: {e}"));
+                self.seek_back(tp, offset);
+                return;
+            }
+        };
+        // Every endpoint must have room before anything is admitted, so a record is
+        // either handled whole or left in Kafka whole.
+        let impatient = self.impatient.contains(tp);
+        let mut shed = vec![false; endpoints.len()];
+        for (i, endpoint) in endpoints.iter().enumerate() {
+            if endpoint.breaker_disabled() {
+                continue;
+            }
+            match self.dispatcher.room(&endpoint.id) {
+                Room::Free => {}
+                Room::Full { slow: true } => shed[i] = true,
+                Room::Full { slow: false } if impatient => shed[i] = true,
+                Room::Full { slow: false } => {
+                    self.block(tp, offset, endpoint.id.clone());
+                    return;
+                }
+            }
+        }
+        self.impatient.remove(tp);
+        self.metrics.events_consumed.inc();
+        let Some(settle) = self.book.track(tp, offset, endpoints.len() as u32) else {
+            return;
         };
         if endpoints.is_empty() {
-            return Ok(());
+            return;
         }
         let body = Bytes::from(crate::event::customer_body(&event));
         let created_ms = (event.created.unix_timestamp_nanos() / 1_000_000) as i64;
-        for endpoint in endpoints {
-            let permit = self.in_flight.clone().acquire_owned().await.ok();
-            self.dispatcher.submit(Delivery {
+        let origin = Origin {
+            topic: tp.topic.clone(),
+            partition: tp.partition,
+            offset,
+        };
+        for (endpoint, shed) in endpoints.into_iter().zip(shed) {
+            let disabled = endpoint.breaker_disabled();
+            let delivery = Delivery {
                 id: delivery_id(&endpoint.id, &event.id),
                 endpoint_id: endpoint.id,
                 account_id: event.account_id.clone(),
@@ -397,14 +547,48 @@ impl Ingest {
                 attempt: 1,
                 first_attempt_ms: None,
                 history: Vec::new(),
+                origin: origin.clone(),
                 settle: settle.clone(),
-                permit,
-            });
+                in_flight: self.in_flight.enter(),
+            };
+            if disabled {
+                // Kept, so re-enabling the endpoint can replay it.
+                self.dead_letter(delivery, DeadLetterReason::EndpointDisabled);
+            } else if shed {
+                self.overflow(delivery);
+            } else {
+                self.dispatcher.submit(delivery);
+            }
         }
-        Ok(())
     }
 
-    async fn handle_retry(&mut self, msg: &BorrowedMessage<'_>, tp: &TopicPartition) {
+    fn dead_letter(&self, delivery: Delivery, reason: DeadLetterReason) {
+        self.handoff
+            .log_decision(&delivery, DeliveryOutcome::DeadLettered, Some(reason));
+        let handoff = self.handoff.clone();
+        tokio::spawn(async move { handoff.dead_letter(delivery, reason, None).await });
+    }
+
+    fn overflow(&self, delivery: Delivery) {
+        let handoff = self.handoff.clone();
+        tokio::spawn(async move { handoff.overflow(delivery).await });
+    }
+
+    /// Leaves the record at `offset` in Kafka until `endpoint` has room.
+    fn block(&mut self, tp: &TopicPartition, offset: i64, endpoint: EndpointId) {
+        debug!(%tp, offset, endpoint_id = %endpoint, "endpoint backlog full; the record waits in Kafka");
+        self.pauses.set(tp, PauseReason::EndpointFull, true);
+        self.blocked.insert(
+            tp.clone(),
+            Blocked {
+                endpoint,
+                since: Instant::now(),
+            },
+        );
+        self.seek_back(tp, offset);
+    }
+
+    fn handle_retry(&mut self, msg: &BorrowedMessage<'_>, tp: &TopicPartition) {
         let Some(settle) = self.book.track(tp, msg.offset(), 1) else {
             return;
         };
@@ -423,83 +607,221 @@ impl Ingest {
         let first_held = queue.is_empty();
         queue.push_back(Held { envelope, settle });
         if first_held {
-            self.release_due(tp).await;
+            self.release_due(tp);
+        } else {
+            // Behind a head that waits: hold the partition so nothing more piles up.
+            self.pauses.set(tp, PauseReason::RetryNotDue, true);
+            self.sync_pauses();
         }
     }
 
-    /// Sends every held record of `tp` that is due; pauses the partition while the head is
-    /// not, and arranges to be woken when it is.
-    async fn release_due(&mut self, tp: &TopicPartition) {
+    /// Sends every held record of `tp` that is due and whose endpoint has room; holds the
+    /// partition while the head is not due (and arranges to be woken when it is) or waits
+    /// for its endpoint.
+    fn release_due(&mut self, tp: &TopicPartition) {
         loop {
-            let now = now_ms();
             let Some(queue) = self.held.get_mut(tp) else {
                 return;
             };
-            let head_due = match queue.front() {
-                None => None,
-                Some(head) if head.settle.is_revoked() => {
-                    self.held.remove(tp);
-                    return;
-                }
-                Some(head) => Some(head.envelope.due_at_ms),
+            let Some(head) = queue.front() else {
+                self.held.remove(tp);
+                self.pauses.set(tp, PauseReason::RetryNotDue, false);
+                self.pauses.set(tp, PauseReason::EndpointFull, false);
+                self.sync_pauses();
+                return;
             };
-            match head_due {
-                None => {
-                    self.held.remove(tp);
-                    self.set_paused(tp, false);
-                    return;
-                }
-                Some(due) if due > now => {
-                    self.set_paused(tp, true);
-                    let wake = self.wake_tx.clone();
-                    let tp = tp.clone();
-                    let wait = Duration::from_millis((due - now) as u64);
-                    tokio::spawn(async move {
-                        tokio::time::sleep(wait).await;
-                        let _ = wake.send(tp);
-                    });
-                    return;
-                }
-                Some(_) => {
-                    if let Some(held) = queue.pop_front() {
-                        self.dispatch_retry(held).await;
+            if head.settle.is_revoked() {
+                self.held.remove(tp);
+                return;
+            }
+            let now = now_ms();
+            let due = head.envelope.due_at_ms;
+            if due > now {
+                self.pauses.set(tp, PauseReason::RetryNotDue, true);
+                self.sync_pauses();
+                let wake = self.wake_tx.clone();
+                let tp = tp.clone();
+                let wait = Duration::from_millis((due - now) as u64);
+                tokio::spawn(async move {
+                    tokio::time::sleep(wait).await;
+                    let _ = wake.send(tp);
+                });
+                return;
+            }
+            if self.in_flight.current() >= self.max_in_flight {
+                // Intake is paused as a whole; the tick releases due heads again.
+                return;
+            }
+            let endpoint = EndpointId::new(head.envelope.endpoint_id.clone());
+            let shed = match self.dispatcher.room(&endpoint) {
+                Room::Free => false,
+                Room::Full { slow: true } => true,
+                Room::Full { slow: false } => {
+                    let since = self
+                        .blocked
+                        .entry(tp.clone())
+                        .or_insert_with(|| Blocked {
+                            endpoint: endpoint.clone(),
+                            since: Instant::now(),
+                        })
+                        .since;
+                    if since.elapsed() < ENDPOINT_WAIT_LIMIT {
+                        self.pauses.set(tp, PauseReason::EndpointFull, true);
+                        self.sync_pauses();
+                        return;
                     }
+                    true
                 }
+            };
+            self.blocked.remove(tp);
+            self.pauses.set(tp, PauseReason::EndpointFull, false);
+            let Some(Held { envelope, settle }) = queue.pop_front() else {
+                continue;
+            };
+            let delivery = Delivery::from_envelope(envelope, settle, self.in_flight.enter());
+            if shed {
+                self.overflow(delivery);
+            } else {
+                self.dispatcher.submit(delivery);
             }
         }
     }
 
-    async fn dispatch_retry(&mut self, held: Held) {
-        let Held { envelope, settle } = held;
-        let permit = self.in_flight.clone().acquire_owned().await.ok();
-        let delivery = Delivery::from_envelope(envelope, settle, permit);
-        self.dispatcher.submit(delivery);
-    }
-
-    fn set_paused(&self, tp: &TopicPartition, paused: bool) {
-        let mut tpl = TopicPartitionList::new();
-        tpl.add_partition(&tp.topic, tp.partition);
-        let result = if paused {
-            self.consumer.pause(&tpl)
-        } else {
-            self.consumer.resume(&tpl)
-        };
-        if let Err(e) = result {
-            debug!(topic = %tp.topic, partition = tp.partition, paused, error = %e, "pause/resume failed");
+    fn check_in_flight(&mut self) {
+        let current = self.in_flight.current();
+        let limited = self.pauses.has_global(PauseReason::InFlightLimit);
+        if !limited && current >= self.max_in_flight {
+            debug!(
+                in_flight = current,
+                "in-flight limit reached; pausing intake"
+            );
+            self.pauses.set_global(PauseReason::InFlightLimit, true);
+            self.sync_pauses();
+        } else if limited && current < self.max_in_flight - self.max_in_flight / 10 {
+            self.pauses.set_global(PauseReason::InFlightLimit, false);
+            self.sync_pauses();
         }
     }
 
-    fn drop_held(&mut self, revoked: &[TopicPartition]) {
-        for tp in revoked {
-            if let Some(q) = self.held.remove(tp) {
-                debug!(topic = %tp.topic, partition = tp.partition, records = q.len(), "dropping held retry records of a revoked partition");
+    /// The subscriptions table cannot be trusted any more: hold intake until a restart.
+    fn table_failure(&mut self, why: String) {
+        if self.table_failed {
+            return;
+        }
+        self.table_failed = true;
+        let why = self.table.failure().unwrap_or(why);
+        error!(error = %why, "the subscriptions table stopped; intake is paused and nothing more is committed on it until hookrelay restarts");
+        self.readiness.subscriptions_failed(why);
+        self.metrics.subscriptions_failures.inc();
+        self.metrics.subscriptions_ready.set(0);
+        self.pauses.set_global(PauseReason::TableStopped, true);
+        self.sync_pauses();
+    }
+
+    fn tick(&mut self) {
+        if !self.table_failed && self.table.state() == FollowerState::Stopped {
+            self.table_failure("the subscriptions table stopped following its topic".to_owned());
+        }
+        self.check_in_flight();
+        // Partitions waiting for an endpoint: resume once it has room, or once it turned out
+        // slow (the record then goes to a retry tier), or after waiting long enough.
+        let blocked: Vec<(TopicPartition, EndpointId, Instant)> = self
+            .blocked
+            .iter()
+            .map(|(tp, b)| (tp.clone(), b.endpoint.clone(), b.since))
+            .collect();
+        for (tp, endpoint, since) in blocked {
+            if self.held.contains_key(&tp) {
+                // Released below with the other due heads.
+                continue;
+            }
+            let go = match self.dispatcher.room(&endpoint) {
+                Room::Free | Room::Full { slow: true } => true,
+                Room::Full { slow: false } if since.elapsed() >= ENDPOINT_WAIT_LIMIT => {
+                    self.impatient.insert(tp.clone());
+                    true
+                }
+                Room::Full { slow: false } => false,
+            };
+            if go {
+                self.blocked.remove(&tp);
+                self.pauses.set(&tp, PauseReason::EndpointFull, false);
+            }
+        }
+        // Due heads held back by a full endpoint or the in-flight limit.
+        let now = now_ms();
+        let due: Vec<TopicPartition> = self
+            .held
+            .iter()
+            .filter(|(_, q)| q.front().is_some_and(|h| h.envelope.due_at_ms <= now))
+            .map(|(tp, _)| tp.clone())
+            .collect();
+        for tp in due {
+            self.release_due(&tp);
+        }
+        self.sync_pauses();
+        if self.last_commit.elapsed() >= COMMIT_EVERY {
+            self.last_commit = Instant::now();
+            self.commit_settled();
+        }
+        if self.last_gauges.elapsed() >= Duration::from_secs(1) {
+            self.last_gauges = Instant::now();
+            self.update_gauges();
+        }
+    }
+
+    /// Commits the partitions whose commit point moved since their last commit.
+    fn commit_settled(&mut self) {
+        if self
+            .consumer
+            .context()
+            .commit_failed
+            .swap(false, Ordering::AcqRel)
+        {
+            self.committed.clear();
+        }
+        let changed: Vec<(TopicPartition, CommitPoint)> = self
+            .book
+            .snapshot()
+            .into_iter()
+            .filter(|(tp, point)| self.committed.get(tp) != Some(point))
+            .collect();
+        if changed.is_empty() {
+            return;
+        }
+        match commit(self.consumer.as_ref(), &changed, CommitMode::Async) {
+            Ok(()) => self.committed.extend(changed),
+            Err(e) => {
+                self.metrics.commit_failures.inc();
+                debug!(error = %e, "could not start an offset commit; trying again shortly");
+            }
+        }
+    }
+
+    fn sync_pauses(&mut self) {
+        let changes = self.pauses.changes();
+        for (tps, pause) in [(&changes.pause, true), (&changes.resume, false)] {
+            if tps.is_empty() {
+                continue;
+            }
+            let mut tpl = TopicPartitionList::with_capacity(tps.len());
+            for tp in tps {
+                tpl.add_partition(&tp.topic, tp.partition);
+            }
+            let result = if pause {
+                self.consumer.pause(&tpl)
+            } else {
+                self.consumer.resume(&tpl)
+            };
+            if let Err(e) = result {
+                debug!(paused = pause, partitions = tps.len(), error = %e, "pause/resume failed");
             }
         }
     }
 
     fn update_gauges(&self) {
         let now = now_ms();
-        for (i, topic) in self.tier_topics.iter().enumerate() {
+        for (i, topic) in self.topics.tiers.iter().enumerate() {
             let (mut waiting, mut overdue) = (0i64, 0i64);
             for (tp, q) in &self.held {
                 if &*tp.topic == topic.as_str() {
@@ -520,10 +842,18 @@ impl Ingest {
                 .with_label_values(&[&tier])
                 .set(overdue);
         }
+        for (reason, n) in self.pauses.counts() {
+            self.metrics
+                .paused_partitions
+                .with_label_values(&[reason.as_str()])
+                .set(n as i64);
+        }
+        debug!(
+            consumed = self.metrics.events_consumed.get(),
+            in_flight = self.in_flight.current(),
+            unsettled_offsets = self.book.unsettled(),
+            endpoints = self.dispatcher.active_endpoints(),
+            "ingest progress"
+        );
     }
-}
-
-/// The tier label used in metrics: "1".."5", so dashboards do not depend on topic names.
-pub fn tier_label(index: usize) -> String {
-    (index + 1).to_string()
 }

@@ -1,4 +1,5 @@
-//! Input consumption and at-least-once offset bookkeeping.
-pub mod book;
+//! Intake: the consumer-group member that reads input, retry and request records, joins
+//! them to endpoints and hands them to dispatch, without ever blocking its poll loop; and the
+//! [`pauses`] bookkeeping that holds partitions in Kafka while they cannot be taken.
 pub mod consumer;
-pub mod offsets;
+pub mod pauses;

@@ -119,6 +119,11 @@ pub fn topic_specs(config: &Config) -> Vec<TopicSpec> {
                 ("retention.ms", millis(t.retention.notifications)),
             ],
         ),
+        spec(
+            &t.requests,
+            t.partitions.requests,
+            &[delete(), ("retention.ms", millis(t.retention.requests))],
+        ),
     ];
     for tier in &config.retry.tiers {
         specs.push(spec(
@@ -303,7 +308,7 @@ mod tests {
     fn specs_cover_every_topic_with_its_policy() {
         let config = Config::load_from(None, &[]).expect("defaults");
         let specs = topic_specs(&config);
-        assert_eq!(specs.len(), 6 + 5);
+        assert_eq!(specs.len(), 7 + 5);
         let subs = specs
             .iter()
             .find(|s| s.name == "webhook-subscriptions")

@@ -12,6 +12,7 @@ use lettre::message::{Mailbox, MultiPart};
 use time::OffsetDateTime;
 use time::macros::format_description;
 
+use crate::delivery::DisableReason;
 use crate::records::EndpointNotification;
 
 use super::recipient::Source;
@@ -58,11 +59,18 @@ pub fn message_id(notice_id: &str, domain: &str) -> String {
 
 /// Why the endpoint was disabled, in the owner's words.
 pub fn reason_text(reason: &str) -> String {
-    match reason {
-        "consecutive_failures" => "too many deliveries to it failed in a row".to_owned(),
-        "retries_exhausted" => "a delivery to it still failed after its last retry".to_owned(),
-        "endpoint_gone" => "it answered 410 Gone, which asks us to stop sending".to_owned(),
-        other => format!("of {other}"),
+    match DisableReason::parse(reason) {
+        Some(DisableReason::ConsecutiveFailures) => {
+            "too many deliveries to it failed in a row".to_owned()
+        }
+        Some(DisableReason::RetriesExhausted) => {
+            "a delivery to it still failed after its last retry".to_owned()
+        }
+        Some(DisableReason::EndpointGone) => {
+            "it answered 410 Gone, which asks us to stop sending".to_owned()
+        }
+        // A reason a newer build wrote: shown as written.
+        None => format!("of {reason}"),
     }
 }
 
@@ -459,9 +467,9 @@ mod tests {
 
     #[test]
     fn every_reason_reads_as_a_sentence() {
-        for r in crate::telemetry::metrics::DISABLE_REASONS {
+        for r in DisableReason::ALL {
             assert!(
-                !reason_text(r).starts_with("of "),
+                !reason_text(r.as_str()).starts_with("of "),
                 "{r} has its own wording"
             );
         }

@@ -31,9 +31,9 @@ use rdkafka::{ClientConfig, TopicPartitionList};
 use tokio::sync::watch;
 use tracing::{debug, error, info, warn};
 
-use crate::app::stopped;
 use crate::config::Config;
 use crate::ids::{AccountId, EndpointId};
+use crate::lifecycle::stopped;
 use crate::records::EndpointNotification;
 use crate::subscriptions::SubscriptionTable;
 use crate::telemetry::metrics::NotifyMetrics;

@@ -11,8 +11,10 @@
 //! 4. nobody: the notice is skipped (logged and counted), since retrying cannot conjure an
 //!    address.
 //!
-//! A notice whose endpoint was re-enabled after it was disabled is skipped as superseded:
-//! "your endpoint was disabled" would be wrong by the time it arrives.
+//! A notice whose endpoint was re-enabled after it was disabled (its status record says
+//! enabled, written after the disabling) is skipped as superseded: "your endpoint was
+//! disabled" would be wrong by the time it arrives. A table that has not yet applied the
+//! disabling shows an older status, so that case is not mistaken for a re-enable.
 
 use lettre::message::Mailbox;
 
@@ -78,10 +80,10 @@ pub fn decide(
         return Decision::Skip(Skip::Unsupported(notice.kind.clone()));
     }
     if let Some(ep) = endpoint
-        && ep.enabled
         && ep
-            .updated_at_ms
-            .is_some_and(|updated| updated > notice.disabled_at_ms)
+            .status
+            .as_ref()
+            .is_some_and(|s| s.enabled && s.at_ms > notice.disabled_at_ms)
     {
         return Decision::Skip(Skip::Superseded);
     }
@@ -129,6 +131,7 @@ fn contact(endpoint: &Endpoint) -> Option<Mailbox> {
 mod tests {
     use super::*;
     use crate::ids::{AccountId, EndpointId, Secret};
+    use crate::subscriptions::status::EndpointStatus;
 
     fn notice(endpoint: &str, account: &str) -> EndpointNotification {
         EndpointNotification {
@@ -153,7 +156,6 @@ mod tests {
         );
         e.contact_email = contact.map(str::to_owned);
         e.updated_at_ms = Some(updated);
-        e.enabled = false;
         e
     }
 
@@ -255,24 +257,28 @@ mod tests {
 
     #[test]
     fn a_re_enabled_endpoint_supersedes_the_notice() {
+        let n = notice("ep_1", "acct");
+        let initial = EndpointStatus::initial(EndpointId::from("ep_1"));
+        let disabled =
+            initial.disabled_after("consecutive_failures", n.disabled_at_ms, "i1", None, None);
         let mut me = ep("ep_1", "acct", Some("me@customer.example"), 2_000);
-        me.enabled = true;
-        let d = decide(
-            &notice("ep_1", "acct"),
-            Some(&me),
-            std::slice::from_ref(&me),
-            None,
-        );
+        me.status = Some(disabled.enabled_after(n.disabled_at_ms + 60_000, "operator"));
+        let d = decide(&n, Some(&me), std::slice::from_ref(&me), None);
         assert_eq!(d, Decision::Skip(Skip::Superseded));
-        // A table that has not yet applied the disabling still shows the older enabled
-        // record: not superseded, the owner is told.
-        me.updated_at_ms = Some(500);
-        let d = decide(
-            &notice("ep_1", "acct"),
-            Some(&me),
-            std::slice::from_ref(&me),
-            None,
+        // Still disabled: told.
+        me.status = Some(disabled);
+        let d = decide(&n, Some(&me), std::slice::from_ref(&me), None);
+        assert_eq!(
+            sent_to(&d),
+            ("me@customer.example".into(), Source::Endpoint)
         );
+        // A table that has not yet applied the disabling shows the older, enabled status:
+        // not a re-enable, the owner is told.
+        me.status = Some(EndpointStatus {
+            at_ms: n.disabled_at_ms - 5_000,
+            ..initial
+        });
+        let d = decide(&n, Some(&me), std::slice::from_ref(&me), None);
         assert_eq!(
             sent_to(&d),
             ("me@customer.example".into(), Source::Endpoint)

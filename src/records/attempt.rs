@@ -7,13 +7,16 @@ use super::avro::EmbeddedSchema;
 
 static SCHEMA: EmbeddedSchema = EmbeddedSchema::new(
     "attempt",
-    &[(1, include_str!("../../schemas/attempt.v1.avsc"))],
+    &[
+        (1, include_str!("../../schemas/attempt.v1.avsc")),
+        (2, include_str!("../../schemas/attempt.v2.avsc")),
+    ],
 );
 
 /// One attempt or terminal decision (schema `attempt`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AttemptRecord {
-    /// The `webhook-id` of the request.
+    /// The `webhook-id` of the request: `msg_…` for one event, `bat_…` for a batch.
     pub delivery_id: String,
     pub endpoint_id: String,
     pub account_id: String,
@@ -22,17 +25,36 @@ pub struct AttemptRecord {
     pub attempt: i32,
     /// Unix ms when the attempt finished.
     pub at_ms: i64,
-    /// `delivered`, `retry_scheduled`, `dead_lettered`, `endpoint_disabled`, `refused`,
-    /// `dropped_endpoint_deleted`, …: a string so a new outcome does not break old readers.
+    /// A [`DeliveryOutcome`](crate::delivery::DeliveryOutcome) string: a string on the wire
+    /// so a new outcome does not break old readers.
     pub outcome: String,
     /// HTTP status; `None` when no response arrived.
     pub status: Option<i32>,
     pub latency_ms: i64,
+    /// A short description safe to show the customer: no internal address, no error chain.
     pub error: Option<String>,
     /// The start of the response body, already truncated by the caller.
     pub response_snippet: Option<String>,
     /// The retry tier the attempt was made from (e.g. `5m`); `None` for a first attempt.
     pub tier: Option<String>,
+    /// The type of each event, parallel to `event_ids`.
+    #[serde(default)]
+    pub event_types: Vec<String>,
+    /// True when the request carried a batch body.
+    #[serde(default)]
+    pub batch: bool,
+    /// An [`ErrorClass`](crate::delivery::ErrorClass) string; `None` on success.
+    #[serde(default)]
+    pub error_class: Option<String>,
+    /// A [`DeadLetterReason`](crate::delivery::DeadLetterReason) string when dead-lettered.
+    #[serde(default)]
+    pub dead_letter_reason: Option<String>,
+    /// When the next attempt is due, when one was scheduled.
+    #[serde(default)]
+    pub next_attempt_at_ms: Option<i64>,
+    /// The exact body sent; `None` when no request was made.
+    #[serde(default)]
+    pub request_body: Option<String>,
 }
 
 super::avro::avro_record!(AttemptRecord, SCHEMA);
@@ -55,6 +77,12 @@ pub(crate) mod tests {
             error: Some("HTTP 500".into()),
             response_snippet: Some("internal error".into()),
             tier: Some("1m".into()),
+            event_types: vec!["license.created".into()],
+            batch: false,
+            error_class: Some("http_5xx".into()),
+            dead_letter_reason: None,
+            next_attempt_at_ms: Some(1_773_585_360_000),
+            request_body: Some(r#"{"id":"evt_1"}"#.into()),
         }
     }
 
@@ -68,6 +96,8 @@ pub(crate) mod tests {
             error: None,
             response_snippet: None,
             tier: None,
+            error_class: None,
+            next_attempt_at_ms: None,
             ..sample()
         };
         assert_eq!(

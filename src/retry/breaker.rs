@@ -12,13 +12,13 @@ use crate::ids::EndpointId;
 /// What one more failure did to the endpoint's breaker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Trip {
-    /// This failure reached the threshold: disable the endpoint now. Reported once per run of
-    /// failures, so the endpoint is disabled (and its owner notified) once.
+    /// The run of failures has reached the threshold: disable the endpoint. Reported for
+    /// every failure from there on until the run ends (a success, [`CircuitBreaker::forget`],
+    /// or a new status epoch), so a disabling that did not happen (another writer won, the
+    /// endpoint was re-enabled, the write failed) is tried again by the next failure.
     Open,
     /// Still below the threshold.
     Closed { consecutive_failures: u32 },
-    /// Already past the threshold, e.g. attempts that were in flight when it tripped.
-    AlreadyOpen,
 }
 
 /// Ten consecutive failures: with the default retry tiers that is several deliveries' worth
@@ -28,13 +28,14 @@ pub const DEFAULT_THRESHOLD: NonZeroU32 = match NonZeroU32::new(10) {
     None => NonZeroU32::MIN,
 };
 
-/// Consecutive failed attempts per endpoint.
+/// Consecutive failed attempts per endpoint, within one status epoch.
 #[derive(Debug, Clone)]
 pub struct CircuitBreaker {
     threshold: NonZeroU32,
     /// Only endpoints whose latest attempt failed have an entry, so the map stays as small as
-    /// the set of currently failing endpoints.
-    failures: HashMap<EndpointId, u32>,
+    /// the set of currently failing endpoints. The epoch is the endpoint's status epoch the
+    /// count belongs to: re-enabling (or any other status change) starts a new count.
+    failures: HashMap<EndpointId, (i64, u32)>,
 }
 
 impl Default for CircuitBreaker {
@@ -60,28 +61,32 @@ impl CircuitBreaker {
         self.failures.remove(id);
     }
 
-    /// One more failed attempt.
-    pub fn record_failure(&mut self, id: &EndpointId) -> Trip {
-        let count = self.failures.entry(id.clone()).or_insert(0);
-        *count = count.saturating_add(1);
-        match (*count).cmp(&self.threshold.get()) {
-            std::cmp::Ordering::Less => Trip::Closed {
-                consecutive_failures: *count,
-            },
-            std::cmp::Ordering::Equal => Trip::Open,
-            std::cmp::Ordering::Greater => Trip::AlreadyOpen,
+    /// One more failed attempt at an endpoint whose status epoch is `epoch`.
+    pub fn record_failure(&mut self, id: &EndpointId, epoch: i64) -> Trip {
+        let entry = self.failures.entry(id.clone()).or_insert((epoch, 0));
+        if entry.0 != epoch {
+            *entry = (epoch, 0);
+        }
+        entry.1 = entry.1.saturating_add(1);
+        if entry.1 >= self.threshold.get() {
+            Trip::Open
+        } else {
+            Trip::Closed {
+                consecutive_failures: entry.1,
+            }
         }
     }
 
-    /// Drops the endpoint's count: after it was disabled (its remaining failures are moot) or
-    /// re-enabled (it starts afresh), or deleted.
+    /// Drops the endpoint's count: after a disabling was attempted (whatever its result:
+    /// disabled, lost to another writer, endpoint deleted, write failed), so counting starts
+    /// over.
     pub fn forget(&mut self, id: &EndpointId) {
         self.failures.remove(id);
     }
 
     /// The endpoint's current run of failures.
     pub fn consecutive_failures(&self, id: &EndpointId) -> u32 {
-        self.failures.get(id).copied().unwrap_or(0)
+        self.failures.get(id).map_or(0, |&(_, n)| n)
     }
 }
 
@@ -91,7 +96,7 @@ mod tests {
 
     fn opens(breaker: &mut CircuitBreaker, id: &EndpointId, failures: u32) -> Vec<u32> {
         (1..=failures)
-            .filter(|_| breaker.record_failure(id) == Trip::Open)
+            .filter(|_| breaker.record_failure(id, 0) == Trip::Open)
             .collect()
     }
 
@@ -101,32 +106,46 @@ mod tests {
         let id = EndpointId::from("ep_a");
         for n in 1..10 {
             assert_eq!(
-                b.record_failure(&id),
+                b.record_failure(&id, 0),
                 Trip::Closed {
                     consecutive_failures: n
                 }
             );
         }
-        assert_eq!(b.record_failure(&id), Trip::Open);
+        assert_eq!(b.record_failure(&id, 0), Trip::Open);
         assert_eq!(b.consecutive_failures(&id), 10);
     }
 
     #[test]
-    fn twenty_failures_trip_once() {
-        let mut b = CircuitBreaker::default();
+    fn stays_open_until_the_disabling_is_done_so_a_lost_one_is_retried() {
+        let mut b = CircuitBreaker::new(NonZeroU32::new(3).unwrap());
         let id = EndpointId::from("ep_a");
-        let mut trips = 0;
-        for n in 1..=20 {
-            match b.record_failure(&id) {
-                Trip::Open => {
-                    assert_eq!(n, 10);
-                    trips += 1;
-                }
-                Trip::AlreadyOpen => assert!(n > 10),
-                Trip::Closed { .. } => assert!(n < 10),
+        assert_eq!(opens(&mut b, &id, 5), vec![3, 4, 5]);
+        // The caller attempted the disabling: counting starts over, whatever its result.
+        b.forget(&id);
+        assert_eq!(opens(&mut b, &id, 3), vec![3]);
+    }
+
+    #[test]
+    fn a_new_status_epoch_starts_a_new_count() {
+        let mut b = CircuitBreaker::new(NonZeroU32::new(3).unwrap());
+        let id = EndpointId::from("ep_a");
+        b.record_failure(&id, 0);
+        b.record_failure(&id, 0);
+        // Disabled and re-enabled meanwhile (epoch 2): the old run does not carry over.
+        assert_eq!(
+            b.record_failure(&id, 2),
+            Trip::Closed {
+                consecutive_failures: 1
             }
-        }
-        assert_eq!(trips, 1);
+        );
+        assert_eq!(
+            b.record_failure(&id, 2),
+            Trip::Closed {
+                consecutive_failures: 2
+            }
+        );
+        assert_eq!(b.record_failure(&id, 2), Trip::Open);
     }
 
     #[test]
@@ -165,12 +184,12 @@ mod tests {
         assert_eq!(opens(&mut b, &id, 3), vec![3]);
         b.forget(&id);
         // Re-enabled: it may trip again, after another full run.
-        assert_eq!(opens(&mut b, &id, 5), vec![3]);
+        assert_eq!(opens(&mut b, &id, 3), vec![3]);
     }
 
     #[test]
     fn a_threshold_of_one_trips_on_the_first_failure() {
         let mut b = CircuitBreaker::new(NonZeroU32::MIN);
-        assert_eq!(b.record_failure(&EndpointId::from("ep_a")), Trip::Open);
+        assert_eq!(b.record_failure(&EndpointId::from("ep_a"), 0), Trip::Open);
     }
 }

@@ -1,36 +1,39 @@
-//! Handing deliveries on: to a retry tier, to the dead-letter topic, to the attempts log; and
-//! the side effects of failure (the circuit breaker, disabling an endpoint, telling its owner).
+//! Carrying out plans: writing deliveries to a retry tier or the dead-letter topic, logging
+//! attempts, disabling endpoints, and dead-ending input records that do not decode.
 //!
 //! Every write that settles a delivery goes through the idempotent acks=all producer and is
-//! awaited before the delivery's input offset is settled.
+//! awaited before the delivery's input offset is settled. A write is retried until it lands,
+//! with two exceptions that would otherwise freeze a partition: a record too large for the
+//! broker is written again in a smaller form (truncated body, reason `too_large`), and a
+//! delivery whose partition was revoked is abandoned (its new owner redoes the work).
 
-use std::num::NonZeroU32;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use tracing::{error, info, warn};
 
 use crate::config::Config;
-use crate::delivery::{Delivery, now_ms};
-use crate::dispatch::classify::AttemptResult;
-use crate::dispatch::client::Exchange;
+use crate::delivery::{
+    DeadLetterReason, Delivery, DeliveryOutcome, DisableReason, DropReason, ErrorClass, now_ms,
+};
 use crate::event::InvalidRecord;
-use crate::ingest::book::Settle;
-use crate::ingest::consumer::tier_label;
+use crate::offsets::{Lease, Settle};
+use crate::records::AttemptRecord;
 use crate::records::envelope::{AttemptSummary, DeliveryEnvelope};
-use crate::records::{AttemptRecord, EndpointNotification};
-use crate::retry::breaker::{CircuitBreaker, Trip};
-use crate::retry::schedule::{NextStep, RetrySchedule};
-use crate::subscriptions::{Endpoint, SubscriptionTable};
+use crate::subscriptions::{Endpoint, SubscriptionTable, publish_status};
 use crate::telemetry::Metrics;
 
+use super::plan::RetryAt;
+use super::tier_label;
+
 /// What went wrong with an attempt, as recorded and carried into retry records.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Failure {
     pub status: Option<u16>,
-    pub error: Option<String>,
+    pub class: ErrorClass,
     pub not_before: Option<Duration>,
     pub latency_ms: i64,
     pub snippet: Option<String>,
@@ -38,57 +41,49 @@ pub struct Failure {
 
 impl Failure {
     /// A failure that happened before any request was made.
-    pub fn local(error: String) -> Self {
+    pub fn local(class: ErrorClass) -> Self {
         Failure {
-            error: Some(error),
-            ..Failure::default()
-        }
-    }
-
-    pub fn from_exchange(exchange: &Exchange) -> Self {
-        let (status, error) = match &exchange.result {
-            AttemptResult::Response { status, .. } => {
-                let error = (!(200..300).contains(status)).then(|| format!("HTTP {status}"));
-                (Some(*status), error)
-            }
-            AttemptResult::Timeout => (None, Some("timed out".to_owned())),
-            AttemptResult::Connect(e) => (None, Some(format!("connection failed: {e}"))),
-            AttemptResult::Refused(e) => (None, Some(format!("refused: {e}"))),
-            AttemptResult::Other(e) => (None, Some(e.clone())),
-        };
-        Failure {
-            status,
-            error,
+            status: None,
+            class,
             not_before: None,
-            latency_ms: exchange.latency.as_millis() as i64,
-            snippet: exchange.snippet.clone(),
+            latency_ms: 0,
+            snippet: None,
         }
     }
 
-    pub fn with_not_before(mut self, not_before: Option<Duration>) -> Self {
-        self.not_before = not_before;
-        self
+    /// What the owner of the endpoint is told about it.
+    pub fn describe(&self) -> String {
+        self.class.describe(self.status)
     }
+}
 
-    /// The bounded label used in the attempts metric.
-    fn status_class(&self) -> &'static str {
-        match (self.status, self.error.as_deref()) {
-            (Some(s), _) => crate::dispatch::classify::status_class(s),
-            (None, Some(e)) if e.starts_with("timed out") => "timeout",
-            (None, Some(e)) if e.starts_with("connection") => "connect",
-            (None, Some(e)) if e.starts_with("refused") => "refused",
-            _ => "other",
-        }
-    }
+/// How [`Handoff::disable`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Disabling {
+    /// The endpoint is disabled (by this write or by another instance's).
+    Disabled,
+    /// It is still enabled: the write failed, or an operator re-enabled it meanwhile.
+    StillEnabled,
+    /// The endpoint no longer exists.
+    Deleted,
+}
+
+/// Why a write did not land.
+#[derive(Debug, thiserror::Error)]
+enum WriteError {
+    #[error("the record is larger than the broker accepts")]
+    TooLarge,
+    #[error("the partition the delivery came from was revoked")]
+    Revoked,
 }
 
 /// Topic names the handoff writes to.
 #[derive(Debug, Clone)]
 pub struct HandoffTopics {
     pub tiers: Vec<String>,
+    pub tier_delays: Vec<Duration>,
     pub dead_letter: String,
     pub attempts: String,
-    pub notifications: String,
     pub invalid: String,
     pub subscriptions: String,
 }
@@ -96,43 +91,43 @@ pub struct HandoffTopics {
 pub struct Handoff {
     producer: FutureProducer,
     topics: HandoffTopics,
-    schedule: RetrySchedule,
-    breaker: Mutex<CircuitBreaker>,
     table: Arc<SubscriptionTable>,
     metrics: Metrics,
-    /// Random per process: marks the endpoint records this process writes when disabling.
-    instance: String,
 }
 
-/// How long to wait before trying a failed durable write again. Writes are retried until
-/// they succeed: the input offset they settle is held until then, so nothing is lost.
+/// How long to wait before trying a failed durable write again.
 const REWRITE_BACKOFF: Duration = Duration::from_secs(1);
+/// How long one write may wait in the producer's queue before it is tried again.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// The body kept when a record is written in its smaller form.
+const TRUNCATED_BODY: usize = 64 * 1024;
+/// Longest request body kept in an attempt record (batches are at most 256 KiB by default).
+const ATTEMPT_BODY_LIMIT: usize = 512 * 1024;
+/// Tries of a status write before the disabling is given up (the breaker tries again later).
+const STATUS_WRITE_TRIES: u32 = 5;
+/// How long to wait for our own status write to come back through the table.
+const STATUS_APPLY_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl Handoff {
     pub fn new(
         producer: FutureProducer,
         config: &Config,
-        schedule: RetrySchedule,
         table: Arc<SubscriptionTable>,
         metrics: Metrics,
     ) -> Self {
         let t = &config.topics;
-        let threshold = NonZeroU32::new(config.retry.breaker_threshold).unwrap_or(NonZeroU32::MIN);
         Handoff {
             producer,
             topics: HandoffTopics {
                 tiers: config.retry.tiers.iter().map(|t| t.topic.clone()).collect(),
+                tier_delays: config.retry.tiers.iter().map(|t| t.delay).collect(),
                 dead_letter: t.dead_letter.clone(),
                 attempts: t.attempts.clone(),
-                notifications: t.notifications.clone(),
                 invalid: t.invalid.clone(),
                 subscriptions: t.subscriptions.clone(),
             },
-            schedule,
-            breaker: Mutex::new(CircuitBreaker::new(threshold)),
             table,
             metrics,
-            instance: format!("inst_{:016x}", rand::random::<u64>()),
         }
     }
 
@@ -140,15 +135,20 @@ impl Handoff {
         &self.producer
     }
 
-    /// Writes a record and waits for the broker's acknowledgement, retrying until it lands.
+    /// Writes a record and waits for the broker's acknowledgement, retrying until it lands,
+    /// unless it is too large (never will) or `lease` is revoked (no longer ours to write).
     async fn write(
         &self,
         topic: &str,
         key: Option<&[u8]>,
         value: Option<&[u8]>,
-        headers: OwnedHeaders,
-    ) {
+        headers: &OwnedHeaders,
+        lease: Option<&Lease>,
+    ) -> Result<(), WriteError> {
         loop {
+            if lease.is_some_and(Lease::is_revoked) {
+                return Err(WriteError::Revoked);
+            }
             let mut record: FutureRecord<'_, [u8], [u8]> =
                 FutureRecord::to(topic).headers(headers.clone());
             if let Some(k) = key {
@@ -157,327 +157,345 @@ impl Handoff {
             if let Some(v) = value {
                 record = record.payload(v);
             }
-            match self.producer.send(record, Duration::from_secs(30)).await {
-                Ok(_) => return,
+            match self.producer.send(record, WRITE_TIMEOUT).await {
+                Ok(_) => return Ok(()),
+                Err((e, _)) if is_too_large(&e) => return Err(WriteError::TooLarge),
                 Err((e, _)) => {
                     error!(topic, error = %e, "durable write failed; retrying");
-                    tokio::time::sleep(REWRITE_BACKOFF).await;
+                    match lease {
+                        Some(lease) => {
+                            tokio::select! {
+                                () = tokio::time::sleep(REWRITE_BACKOFF) => {}
+                                () = lease.revoked() => return Err(WriteError::Revoked),
+                            }
+                        }
+                        None => tokio::time::sleep(REWRITE_BACKOFF).await,
+                    }
                 }
             }
         }
     }
 
-    /// Best-effort write (the attempts log, notifications are durable below): queued without
-    /// waiting for the acknowledgement.
-    fn write_async(&self, topic: &str, key: &[u8], value: &[u8]) {
-        let record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic).key(key).payload(value);
-        if let Err((e, _)) = self.producer.send_result(record) {
-            warn!(topic, error = %e, "could not queue a record for the attempts log");
+    /// Logs one request (or one decision made without a request) on the attempts topic.
+    /// Best effort: queued without waiting for the acknowledgement.
+    pub fn log_attempt(&self, mut record: AttemptRecord) {
+        if let Some(body) = record.request_body.as_mut() {
+            truncate_at_char(body, ATTEMPT_BODY_LIMIT);
+        }
+        let bytes = match record.to_avro() {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                error!(error = %e, "cannot encode an attempt record");
+                return;
+            }
+        };
+        let value: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&self.topics.attempts)
+            .key(record.endpoint_id.as_bytes())
+            .payload(&bytes);
+        if let Err((e, _)) = self.producer.send_result(value) {
+            warn!(error = %e, "could not queue a record for the attempts log");
         }
     }
 
-    /// Logs one request on the attempts topic.
-    pub fn record_attempt(
+    /// Logs a decision about a delivery made without sending it (dead-lettered because its
+    /// endpoint is disabled, dropped because it was deleted…).
+    pub fn log_decision(
         &self,
-        endpoint: &Endpoint,
-        batch: &[Delivery],
-        failure: &Failure,
-        outcome: &str,
+        d: &Delivery,
+        outcome: DeliveryOutcome,
+        dead_letter: Option<DeadLetterReason>,
     ) {
-        let Some(first) = batch.first() else {
-            return;
-        };
-        let success = outcome == "delivered";
-        self.metrics
-            .attempts
-            .with_label_values(&[
-                if success { "success" } else { "failure" },
-                failure.status_class(),
-            ])
-            .inc();
-        let record = AttemptRecord {
-            delivery_id: first.id.clone(),
-            endpoint_id: endpoint.id.to_string(),
-            account_id: endpoint.account_id.to_string(),
-            event_ids: batch.iter().map(|d| d.event_id.to_string()).collect(),
-            attempt: first.attempt as i32,
-            at_ms: now_ms(),
-            outcome: outcome.to_owned(),
-            status: failure.status.map(i32::from),
-            latency_ms: failure.latency_ms,
-            error: failure.error.clone(),
-            response_snippet: failure.snippet.clone(),
-            tier: None,
-        };
-        match record.to_avro() {
-            Ok(bytes) => self.write_async(
-                &self.topics.attempts,
-                endpoint.id.as_str().as_bytes(),
-                &bytes,
-            ),
-            Err(e) => warn!(error = %e, "could not encode an attempt record"),
-        }
-    }
-
-    /// A 2xx: the endpoint's consecutive-failure count starts over.
-    pub fn succeeded(&self, endpoint: &Endpoint) {
-        self.breaker
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .record_success(&endpoint.id);
-    }
-
-    /// A failed attempt. Returns true when it tripped the breaker and the endpoint is now
-    /// disabled (the caller dead-letters instead of retrying).
-    pub async fn failed(&self, endpoint: &Endpoint, failure: &Failure) -> bool {
-        let trip = self
-            .breaker
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .record_failure(&endpoint.id);
-        if trip == Trip::Open {
-            self.disable_endpoint(endpoint, "consecutive_failures", failure)
-                .await;
-            return true;
-        }
-        false
-    }
-
-    /// Hands a delivery that failed an attempt to its next tier, or to the dead-letter topic
-    /// (disabling the endpoint) when the schedule is exhausted.
-    pub async fn after_failure(&self, mut d: Delivery, failure: &Failure) {
-        let now = now_ms();
-        d.history.push(AttemptSummary {
-            attempt: d.attempt as i32,
-            at_ms: now,
-            status: failure.status.map(i32::from),
-            error: failure.error.clone(),
-            latency_ms: failure.latency_ms,
-        });
-        d.first_attempt_ms.get_or_insert(now);
-        match self.schedule.after_failure(d.attempt, failure.not_before) {
-            NextStep::Tier {
-                index,
-                attempt,
-                delay,
-            } => {
-                d.attempt = attempt;
-                self.to_tier(d, index, delay, failure).await;
-            }
-            NextStep::DeadLetter => {
-                if let Ok(Some(endpoint)) = self.table.get(&d.endpoint_id) {
-                    self.disable_endpoint(&endpoint, "retries_exhausted", failure)
-                        .await;
-                }
-                self.dead_letter(d, "retries_exhausted", Some(failure))
-                    .await;
-            }
-        }
-    }
-
-    /// The endpoint's backlog is full: settle the delivery by parking it in the first tier.
-    /// Its attempt number is unchanged (nothing was sent).
-    pub async fn overflow(&self, d: Delivery) {
-        let failure = Failure::local("endpoint backlog full".to_owned());
-        let delay = self
-            .schedule
-            .tiers()
-            .first()
-            .copied()
-            .unwrap_or(Duration::from_secs(60));
-        self.to_tier(d, 0, delay, &failure).await;
-    }
-
-    async fn to_tier(&self, d: Delivery, index: usize, delay: Duration, failure: &Failure) {
-        let Some(topic) = self.topics.tiers.get(index) else {
-            self.dead_letter(d, "retries_exhausted", Some(failure))
-                .await;
-            return;
-        };
-        let due_at_ms = now_ms() + delay.as_millis() as i64;
-        let envelope = d.to_envelope(due_at_ms, failure.status, failure.error.clone(), None);
-        let Some(bytes) = encode_or_log(envelope.to_avro()) else {
-            return;
-        };
-        let headers = retry_headers(&d, &envelope, failure);
-        self.write(
-            topic,
-            Some(d.endpoint_id.as_str().as_bytes()),
-            Some(&bytes),
-            headers,
-        )
-        .await;
-        self.metrics
-            .retry_scheduled
-            .with_label_values(&[&tier_label(index)])
-            .inc();
-        self.metrics
-            .deliveries
-            .with_label_values(&["retry_scheduled"])
-            .inc();
-        d.settle();
-    }
-
-    /// Writes the delivery, its history and the reason to the dead-letter topic.
-    pub async fn dead_letter(&self, mut d: Delivery, reason: &str, failure: Option<&Failure>) {
-        let failure = failure.cloned().unwrap_or_default();
-        d.first_attempt_ms.get_or_insert(now_ms());
-        let envelope = d.to_envelope(
-            now_ms(),
-            failure.status,
-            failure.error.clone(),
-            Some(reason.to_owned()),
-        );
-        let Some(bytes) = encode_or_log(envelope.to_avro()) else {
-            return;
-        };
-        let mut headers = retry_headers(&d, &envelope, &failure);
-        headers = headers.insert(Header {
-            key: "hookrelay-dead-letter-reason",
-            value: Some(reason.as_bytes()),
-        });
-        self.write(
-            &self.topics.dead_letter,
-            Some(d.endpoint_id.as_str().as_bytes()),
-            Some(&bytes),
-            headers,
-        )
-        .await;
-        self.metrics
-            .dead_lettered
-            .with_label_values(&[reason])
-            .inc();
-        self.metrics
-            .deliveries
-            .with_label_values(&["dead_lettered"])
-            .inc();
-        info!(delivery_id = %d.id, endpoint_id = %d.endpoint_id, event_id = %d.event_id, reason, "delivery dead-lettered");
-        d.settle();
-    }
-
-    /// The endpoint was deleted after the event was joined: the delivery ends here.
-    pub async fn endpoint_deleted(&self, d: Delivery) {
-        let record = AttemptRecord {
+        self.log_attempt(AttemptRecord {
             delivery_id: d.id.clone(),
             endpoint_id: d.endpoint_id.to_string(),
             account_id: d.account_id.to_string(),
             event_ids: vec![d.event_id.to_string()],
             attempt: d.attempt as i32,
             at_ms: now_ms(),
-            outcome: "dropped_endpoint_deleted".to_owned(),
+            outcome: outcome.as_str().to_owned(),
             status: None,
             latency_ms: 0,
-            error: Some("endpoint deleted".to_owned()),
+            error: None,
             response_snippet: None,
-            tier: None,
+            tier: self.tier_of(d),
+            event_types: vec![d.event_type.clone()],
+            batch: false,
+            error_class: None,
+            dead_letter_reason: dead_letter.map(|r| r.as_str().to_owned()),
+            next_attempt_at_ms: None,
+            request_body: None,
+        });
+    }
+
+    /// The tier a delivery was read from, as the attempts log names it (e.g. `5m`).
+    pub fn tier_of(&self, d: &Delivery) -> Option<String> {
+        let (topic, _, _) = d.settle.origin();
+        let index = self.topics.tiers.iter().position(|t| t == topic)?;
+        self.topics
+            .tier_delays
+            .get(index)
+            .map(|delay| humantime::format_duration(*delay).to_string())
+    }
+
+    /// Delivered: settles each delivery.
+    pub fn delivered(&self, batch: Vec<Delivery>) {
+        let done = now_ms();
+        self.metrics
+            .delivery(DeliveryOutcome::Delivered, batch.len());
+        for d in batch {
+            self.metrics
+                .end_to_end_latency
+                .observe((done - d.event_created_ms).max(0) as f64 / 1000.0);
+            d.settle();
+        }
+    }
+
+    /// Writes a delivery that failed an attempt to its next tier.
+    pub async fn retry(&self, mut d: Delivery, at: RetryAt, failure: &Failure) {
+        add_to_history(&mut d, failure);
+        d.attempt = at.attempt;
+        self.to_tier(d, at.tier, at.delay, Some(failure)).await;
+    }
+
+    /// Writes a delivery whose attempt failed for the last time to the dead-letter topic,
+    /// with that attempt in its history.
+    pub async fn dead_letter_after(
+        &self,
+        mut d: Delivery,
+        reason: DeadLetterReason,
+        failure: &Failure,
+    ) {
+        add_to_history(&mut d, failure);
+        self.dead_letter(d, reason, Some(failure)).await;
+    }
+
+    /// The endpoint cannot take the delivery now (it is slow and its backlog is full):
+    /// settle it by parking it in the first tier. Its attempt number is unchanged (nothing
+    /// was sent).
+    pub async fn overflow(&self, d: Delivery) {
+        let delay = self
+            .topics
+            .tier_delays
+            .first()
+            .copied()
+            .unwrap_or(Duration::from_secs(60));
+        self.to_tier(d, 0, delay, None).await;
+    }
+
+    async fn to_tier(&self, d: Delivery, index: usize, delay: Duration, failure: Option<&Failure>) {
+        let Some(topic) = self.topics.tiers.get(index) else {
+            self.dead_letter(d, DeadLetterReason::RetriesExhausted, failure)
+                .await;
+            return;
         };
-        if let Some(bytes) = encode_or_log(record.to_avro()) {
-            self.write(
-                &self.topics.attempts,
+        let due_at_ms = now_ms() + delay.as_millis() as i64;
+        let envelope = d.to_envelope(
+            due_at_ms,
+            failure.and_then(|f| f.status),
+            failure.map(Failure::describe),
+            None,
+        );
+        let Some(bytes) = encode_or_log(envelope.to_avro()) else {
+            return;
+        };
+        let headers = retry_headers(&envelope, None);
+        let written = self
+            .write(
+                topic,
                 Some(d.endpoint_id.as_str().as_bytes()),
                 Some(&bytes),
-                OwnedHeaders::new(),
+                &headers,
+                Some(d.lease()),
             )
             .await;
+        match written {
+            Ok(()) => {
+                self.metrics
+                    .retry_scheduled
+                    .with_label_values(&[&tier_label(index)])
+                    .inc();
+                self.metrics.delivery(DeliveryOutcome::RetryScheduled, 1);
+                d.settle();
+            }
+            Err(WriteError::TooLarge) => {
+                self.metrics
+                    .oversize_records
+                    .with_label_values(&["retry"])
+                    .inc();
+                warn!(delivery_id = %d.id, endpoint_id = %d.endpoint_id, bytes = bytes.len(), "retry record too large for the broker; dead-lettering it in a smaller form");
+                self.dead_letter(d, DeadLetterReason::TooLarge, failure)
+                    .await;
+            }
+            Err(WriteError::Revoked) => drop(d),
         }
-        self.metrics
-            .deliveries
-            .with_label_values(&["dropped"])
-            .inc();
+    }
+
+    /// Writes the delivery, its history and the reason to the dead-letter topic. A record
+    /// too large for the broker goes in a smaller form (body truncated, reason `too_large`).
+    pub async fn dead_letter(
+        &self,
+        mut d: Delivery,
+        reason: DeadLetterReason,
+        failure: Option<&Failure>,
+    ) {
+        d.first_attempt_ms.get_or_insert(now_ms());
+        let mut envelope = d.to_envelope(
+            now_ms(),
+            failure.and_then(|f| f.status),
+            failure.map(Failure::describe),
+            Some(reason),
+        );
+        let key = d.endpoint_id.as_str().as_bytes().to_vec();
+        let mut written = match encode_or_log(envelope.to_avro()) {
+            Some(bytes) => {
+                let headers = retry_headers(&envelope, Some(reason));
+                self.write(
+                    &self.topics.dead_letter,
+                    Some(&key),
+                    Some(&bytes),
+                    &headers,
+                    Some(d.lease()),
+                )
+                .await
+            }
+            None => Err(WriteError::TooLarge),
+        };
+        let mut reason = reason;
+        if let Err(WriteError::TooLarge) = written {
+            self.metrics
+                .oversize_records
+                .with_label_values(&["dead_letter"])
+                .inc();
+            let original = envelope.body.len();
+            truncate_at_char(&mut envelope.body, TRUNCATED_BODY);
+            envelope.dead_letter_reason = Some(DeadLetterReason::TooLarge.as_str().to_owned());
+            reason = DeadLetterReason::TooLarge;
+            let mut headers = retry_headers(&envelope, Some(reason));
+            headers = headers.insert(Header {
+                key: "hookrelay-original-body-bytes",
+                value: Some(original.to_string().as_bytes()),
+            });
+            written = match encode_or_log(envelope.to_avro()) {
+                Some(bytes) => {
+                    self.write(
+                        &self.topics.dead_letter,
+                        Some(&key),
+                        Some(&bytes),
+                        &headers,
+                        Some(d.lease()),
+                    )
+                    .await
+                }
+                None => Err(WriteError::TooLarge),
+            };
+            if let Err(WriteError::TooLarge) = written {
+                // Even the smaller form does not fit (huge headers or history): the log line
+                // and the metric are all that is left of it.
+                error!(delivery_id = %d.id, endpoint_id = %d.endpoint_id, "dead-letter record too large even truncated; dropping it");
+                written = Ok(());
+            }
+        }
+        match written {
+            Ok(()) => {
+                self.metrics.dead_letter(reason);
+                info!(delivery_id = %d.id, endpoint_id = %d.endpoint_id, event_id = %d.event_id, reason = reason.as_str(), "delivery dead-lettered");
+                d.settle();
+            }
+            Err(_) => drop(d),
+        }
+    }
+
+    /// Ends a delivery that nobody wants any more (the endpoint was deleted or paused).
+    pub fn drop_delivery(&self, d: Delivery, reason: DropReason) {
+        self.metrics.delivery(DeliveryOutcome::Dropped, 1);
+        info!(delivery_id = %d.id, endpoint_id = %d.endpoint_id, reason = reason.as_str(), "delivery dropped");
         d.settle();
     }
 
-    /// Disables an endpoint: writes the disabled state to the subscriptions topic (so every
-    /// instance sees it) and an `endpoint.disabled` notification for its owner.
-    pub async fn disable_endpoint(&self, endpoint: &Endpoint, reason: &str, failure: &Failure) {
+    /// Disables an endpoint: writes a status record one epoch past the one this instance
+    /// sees (see [`crate::subscriptions::status`]) and waits for the table to apply it. The
+    /// owner's notice is written by the table's outbox once this instance's write wins, so a
+    /// crash in between cannot lose it and two instances disabling at once send one.
+    pub async fn disable(
+        &self,
+        endpoint: &Endpoint,
+        reason: DisableReason,
+        failure: &Failure,
+    ) -> Disabling {
         let current = match self.table.get(&endpoint.id) {
             Ok(Some(ep)) => ep,
-            Ok(None) => return,
+            Ok(None) => return Disabling::Deleted,
             Err(e) => {
                 warn!(endpoint_id = %endpoint.id, error = %e, "cannot read the endpoint to disable it");
-                endpoint.clone()
+                return Disabling::StillEnabled;
             }
         };
-        if !current.enabled {
-            return;
+        if current.breaker_disabled() {
+            return Disabling::Disabled;
         }
-        let now = now_ms();
-        let mut disabled = current.clone();
-        disabled.enabled = false;
-        disabled.disabled_reason = Some(reason.to_owned());
-        disabled.disabled_at_ms = Some(now);
-        disabled.disabled_by = Some(self.instance.clone());
-        disabled.updated_at_ms = Some(now);
-        disabled.version = current.version + 1;
+        let status = current.current_status().disabled_after(
+            reason.as_str(),
+            now_ms(),
+            self.table.instance_id(),
+            failure.status,
+            Some(failure.describe()),
+        );
         let mut tries = 0;
         let published = loop {
-            match crate::subscriptions::publish(
-                &self.producer,
-                &self.topics.subscriptions,
-                &disabled,
-            )
-            .await
-            {
+            match publish_status(&self.producer, &self.topics.subscriptions, &status).await {
                 Ok(published) => break published,
-                Err(e) if tries < 10 => {
+                Err(e) if tries + 1 < STATUS_WRITE_TRIES => {
                     tries += 1;
-                    error!(endpoint_id = %endpoint.id, error = %e, "writing the disabled endpoint failed; retrying");
+                    error!(endpoint_id = %endpoint.id, error = %e, "writing the disabled status failed; retrying");
                     tokio::time::sleep(REWRITE_BACKOFF).await;
                 }
                 Err(e) => {
-                    // Its deliveries still go to the dead-letter topic; the endpoint stays
-                    // enabled until a later failure tries again.
-                    error!(endpoint_id = %endpoint.id, error = %e, "could not disable the endpoint");
-                    return;
+                    error!(endpoint_id = %endpoint.id, error = %e, "could not disable the endpoint; it stays enabled until the breaker trips again");
+                    return Disabling::StillEnabled;
                 }
             }
         };
-        self.breaker
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .forget(&endpoint.id);
-        // Several instances may disable the same endpoint at once, each writing version
-        // v+1. Every table keeps the first record of a version, so once ours is applied, the
-        // table says whose write won: only that instance tells the owner.
         let applied =
-            tokio::time::timeout(Duration::from_secs(30), self.table.wait_applied(published)).await;
-        let won = matches!(applied, Ok(Ok(())))
-            && self.table.get(&endpoint.id).ok().flatten().as_ref() == Some(&disabled);
-        if !won {
-            info!(endpoint_id = %endpoint.id, "endpoint was disabled by another instance first; it sends the notification");
-            return;
+            tokio::time::timeout(STATUS_APPLY_TIMEOUT, self.table.wait_applied(published)).await;
+        if !matches!(applied, Ok(Ok(()))) {
+            warn!(endpoint_id = %endpoint.id, "the disabled status was written but not seen applied in time");
         }
-        self.metrics
-            .endpoints_disabled
-            .with_label_values(&[reason])
-            .inc();
-        warn!(endpoint_id = %endpoint.id, reason, "endpoint disabled");
-        let notification = EndpointNotification {
-            id: notification_id(&endpoint.id.to_string(), disabled.version),
-            kind: "endpoint.disabled".to_owned(),
-            endpoint_id: endpoint.id.to_string(),
-            account_id: endpoint.account_id.to_string(),
-            url: endpoint.url.to_string(),
-            reason: reason.to_owned(),
-            disabled_at_ms: now,
-            last_status: failure.status.map(i32::from),
-            last_error: failure.error.clone(),
-        };
-        if let Some(bytes) = encode_or_log(notification.to_avro()) {
-            self.write(
-                &self.topics.notifications,
-                Some(endpoint.id.as_str().as_bytes()),
-                Some(&bytes),
-                OwnedHeaders::new(),
-            )
-            .await;
+        match self.table.status(&endpoint.id) {
+            Ok(Some(now)) if !now.enabled => {
+                if now == status {
+                    self.metrics
+                        .endpoints_disabled
+                        .with_label_values(&[reason.as_str()])
+                        .inc();
+                    warn!(endpoint_id = %endpoint.id, reason = reason.as_str(), epoch = status.epoch, "endpoint disabled");
+                } else {
+                    info!(endpoint_id = %endpoint.id, "endpoint was disabled by another instance first");
+                }
+                Disabling::Disabled
+            }
+            Ok(_) => {
+                info!(endpoint_id = %endpoint.id, "endpoint was re-enabled while this instance disabled it; it stays enabled");
+                Disabling::StillEnabled
+            }
+            Err(e) => {
+                warn!(endpoint_id = %endpoint.id, error = %e, "cannot read the endpoint status back");
+                Disabling::StillEnabled
+            }
         }
     }
 
     /// Dead-ends an input record that could not be decoded or validated: the original key,
     /// value and headers go to the invalid-records topic with headers saying why and where
-    /// from; then its offset is settled.
+    /// from; then its offset is settled. A record too large to copy with those headers goes
+    /// in a smaller form: our headers, the first 64 KiB of the value, and its original size.
     pub async fn invalid(&self, msg: OwnedMessage, invalid: &InvalidRecord, settle: Settle) {
+        let ours = crate::event::invalid_headers(
+            invalid.reason(),
+            &invalid.to_string(),
+            msg.topic(),
+            msg.partition(),
+            msg.offset(),
+        );
         let mut headers = OwnedHeaders::new();
         if let Some(original) = msg.headers() {
             for h in original.iter() {
@@ -487,21 +505,68 @@ impl Handoff {
                 });
             }
         }
-        for (key, value) in crate::event::invalid_headers(
-            invalid.reason(),
-            &invalid.to_string(),
-            msg.topic(),
-            msg.partition(),
-            msg.offset(),
-        ) {
+        for (key, value) in &ours {
             headers = headers.insert(Header {
-                key: &key,
-                value: Some(&value),
+                key,
+                value: Some(value),
             });
         }
-        self.write(&self.topics.invalid, msg.key(), msg.payload(), headers)
+        let lease = settle.lease().clone();
+        let written = self
+            .write(
+                &self.topics.invalid,
+                msg.key(),
+                msg.payload(),
+                &headers,
+                Some(&lease),
+            )
             .await;
-        settle.settle();
+        let written = match written {
+            Err(WriteError::TooLarge) => {
+                self.metrics
+                    .oversize_records
+                    .with_label_values(&["invalid"])
+                    .inc();
+                let payload = msg.payload().unwrap_or_default();
+                warn!(
+                    topic = msg.topic(),
+                    partition = msg.partition(),
+                    offset = msg.offset(),
+                    bytes = payload.len(),
+                    "invalid record too large to copy whole; writing it truncated"
+                );
+                let mut small = OwnedHeaders::new();
+                for (key, value) in &ours {
+                    small = small.insert(Header {
+                        key,
+                        value: Some(value),
+                    });
+                }
+                small = small.insert(Header {
+                    key: "hookrelay-original-value-bytes",
+                    value: Some(payload.len().to_string().as_bytes()),
+                });
+                let cut = &payload[..payload.len().min(TRUNCATED_BODY)];
+                let key = msg.key().map(|k| &k[..k.len().min(TRUNCATED_BODY)]);
+                match self
+                    .write(&self.topics.invalid, key, Some(cut), &small, Some(&lease))
+                    .await
+                {
+                    Err(WriteError::TooLarge) => {
+                        error!(
+                            offset = msg.offset(),
+                            "invalid record too large even truncated; only this log line keeps it"
+                        );
+                        Ok(())
+                    }
+                    other => other,
+                }
+            }
+            other => other,
+        };
+        if written.is_ok() {
+            settle.settle();
+        }
     }
 
     /// A retry-tier record that does not decode: kept on the dead-letter topic byte for byte.
@@ -509,16 +574,74 @@ impl Handoff {
         let mut headers = msg.headers().cloned().unwrap_or_default();
         headers = headers.insert(Header {
             key: "hookrelay-dead-letter-reason",
-            value: Some("undecodable_retry_record".as_bytes()),
+            value: Some(DeadLetterReason::UndecodableRetryRecord.as_str().as_bytes()),
         });
-        self.write(&self.topics.dead_letter, msg.key(), msg.payload(), headers)
+        let lease = settle.lease().clone();
+        let written = self
+            .write(
+                &self.topics.dead_letter,
+                msg.key(),
+                msg.payload(),
+                &headers,
+                Some(&lease),
+            )
             .await;
-        self.metrics
-            .dead_lettered
-            .with_label_values(&["undecodable_retry_record"])
-            .inc();
-        settle.settle();
+        match written {
+            Ok(()) => {
+                self.metrics
+                    .dead_letter(DeadLetterReason::UndecodableRetryRecord);
+                settle.settle();
+            }
+            Err(WriteError::TooLarge) => {
+                // Our own tier records are never this large; something else wrote it.
+                self.metrics
+                    .oversize_records
+                    .with_label_values(&["dead_letter"])
+                    .inc();
+                error!(
+                    topic = msg.topic(),
+                    offset = msg.offset(),
+                    "undecodable retry record too large to keep; only this log line keeps it"
+                );
+                settle.settle();
+            }
+            Err(WriteError::Revoked) => {}
+        }
     }
+}
+
+/// Appends a failed attempt to the history a delivery carries.
+fn add_to_history(d: &mut Delivery, failure: &Failure) {
+    let now = now_ms();
+    d.history.push(AttemptSummary {
+        attempt: d.attempt as i32,
+        at_ms: now,
+        status: failure.status.map(i32::from),
+        error: Some(failure.describe()),
+        latency_ms: failure.latency_ms,
+    });
+    d.first_attempt_ms.get_or_insert(now);
+}
+
+/// librdkafka's answer for a record above `message.max.bytes`, or the broker's for one above
+/// the topic's `max.message.bytes`: retrying cannot help.
+fn is_too_large(e: &KafkaError) -> bool {
+    matches!(
+        e.rdkafka_error_code(),
+        Some(RDKafkaErrorCode::MessageSizeTooLarge | RDKafkaErrorCode::MessageBatchTooLarge)
+    )
+}
+
+/// Cuts `s` to at most `limit` bytes, at a character boundary.
+fn truncate_at_char(s: &mut String, limit: usize) {
+    if s.len() <= limit {
+        return;
+    }
+    let mut cut = limit;
+    while !s.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    s.truncate(cut);
 }
 
 /// Our own records always encode; if one does not, it is a bug worth a loud log, and the
@@ -529,29 +652,26 @@ fn encode_or_log(encoded: Result<Vec<u8>, crate::records::avro::AvroError>) -> O
         .ok()
 }
 
-/// `ntf_` + a digest of endpoint and the version that disabled it: two instances that
-/// disable the same endpoint state produce the same id, so the email service can dedupe.
-fn notification_id(endpoint_id: &str, version: i64) -> String {
-    use sha2::{Digest, Sha256};
-    let d = Sha256::new()
-        .chain_update(endpoint_id.as_bytes())
-        .chain_update(version.to_be_bytes())
-        .finalize();
-    format!("ntf_{}", hex::encode(&d[..12]))
-}
-
 /// Headers of retry and dead-letter records. Spring Kafka's retry-topic names (and binary
 /// encodings) where one exists, so JVM tooling reads them; `hookrelay-*` text headers for
 /// people and scripts.
-fn retry_headers(d: &Delivery, envelope: &DeliveryEnvelope, failure: &Failure) -> OwnedHeaders {
-    let (origin_topic, origin_partition, origin_offset) = d.settle.origin();
-    let attempt = d.attempt as i32;
-    let status = failure.status.map(|s| s.to_string()).unwrap_or_default();
-    let error = failure.error.clone().unwrap_or_default();
+fn retry_headers(
+    envelope: &DeliveryEnvelope,
+    dead_letter: Option<DeadLetterReason>,
+) -> OwnedHeaders {
+    let attempt = envelope.attempt;
+    let status = envelope
+        .last_status
+        .map(|s| s.to_string())
+        .unwrap_or_default();
+    let error = envelope.last_error.clone().unwrap_or_default();
     let text = [
-        ("hookrelay-endpoint-id", d.endpoint_id.to_string()),
-        ("hookrelay-delivery-id", d.id.clone()),
-        ("hookrelay-event-id", d.event_id.to_string()),
+        ("hookrelay-endpoint-id", envelope.endpoint_id.clone()),
+        ("hookrelay-delivery-id", envelope.delivery_id.clone()),
+        (
+            "hookrelay-event-id",
+            envelope.event_ids.first().cloned().unwrap_or_default(),
+        ),
         ("hookrelay-attempt", attempt.to_string()),
         ("hookrelay-due-at-ms", envelope.due_at_ms.to_string()),
         (
@@ -570,11 +690,17 @@ fn retry_headers(d: &Delivery, envelope: &DeliveryEnvelope, failure: &Failure) -
             envelope.origin_offset.to_string(),
         ),
     ];
-    let mut h = OwnedHeaders::new_with_capacity(text.len() + 6);
+    let mut h = OwnedHeaders::new_with_capacity(text.len() + 8);
     for (k, v) in &text {
         h = h.insert(Header {
             key: k,
             value: Some(v.as_bytes()),
+        });
+    }
+    if let Some(reason) = dead_letter {
+        h = h.insert(Header {
+            key: "hookrelay-dead-letter-reason",
+            value: Some(reason.as_str().as_bytes()),
         });
     }
     h.insert(Header {
@@ -591,15 +717,15 @@ fn retry_headers(d: &Delivery, envelope: &DeliveryEnvelope, failure: &Failure) -
     })
     .insert(Header {
         key: "kafka_dlt-original-topic",
-        value: Some(origin_topic.as_bytes()),
+        value: Some(envelope.origin_topic.as_bytes()),
     })
     .insert(Header {
         key: "kafka_dlt-original-partition",
-        value: Some(&origin_partition.to_be_bytes()),
+        value: Some(&envelope.origin_partition.to_be_bytes()),
     })
     .insert(Header {
         key: "kafka_dlt-original-offset",
-        value: Some(&origin_offset.to_be_bytes()),
+        value: Some(&envelope.origin_offset.to_be_bytes()),
     })
     .insert(Header {
         key: "kafka_dlt-exception-message",
@@ -641,8 +767,22 @@ mod tests {
     }
 
     #[test]
-    fn notification_ids_are_stable_per_disabling() {
-        assert_eq!(notification_id("ep_1", 3), notification_id("ep_1", 3));
-        assert_ne!(notification_id("ep_1", 3), notification_id("ep_1", 4));
+    fn truncation_keeps_whole_characters() {
+        let mut s = "aé".repeat(10);
+        truncate_at_char(&mut s, 4);
+        assert_eq!(s, "aéa");
+        let mut short = "abc".to_owned();
+        truncate_at_char(&mut short, 10);
+        assert_eq!(short, "abc");
+    }
+
+    #[test]
+    fn only_size_errors_count_as_too_large() {
+        assert!(is_too_large(&KafkaError::MessageProduction(
+            RDKafkaErrorCode::MessageSizeTooLarge
+        )));
+        assert!(!is_too_large(&KafkaError::MessageProduction(
+            RDKafkaErrorCode::QueueFull
+        )));
     }
 }

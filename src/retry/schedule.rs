@@ -34,7 +34,7 @@ pub enum NextStep {
         attempt: u32,
         delay: Duration,
     },
-    /// No tier is left (or none is as late as the receiver's Retry-After): dead-letter it.
+    /// No tier is left: dead-letter it.
     DeadLetter,
 }
 
@@ -79,23 +79,30 @@ impl RetrySchedule {
     /// The next step after attempt `failed_attempt` (1-based) failed. `not_before` is the
     /// receiver's Retry-After: the delivery skips ahead to the first remaining tier at least
     /// that late, and its attempt number follows the tier, so the header always tells how
-    /// many tiers it has passed. If no tier is that late it is dead-lettered: keeping it
-    /// longer than the schedule allows would break the promise the schedule makes.
+    /// many tiers it has passed. A Retry-After later than every remaining tier waits in the
+    /// last one: the receiver asked for patience, not to be given up on, so only the final
+    /// scheduled attempt failing (or the circuit breaker) ends the delivery.
     ///
     /// Attempt 0 does not exist; it is treated as attempt 1 rather than panicking.
     pub fn after_failure(&self, failed_attempt: u32, not_before: Option<Duration>) -> NextStep {
         let first = usize::try_from(failed_attempt.max(1) - 1).unwrap_or(usize::MAX);
-        let mut remaining = self.tiers.iter().enumerate().skip(first);
-        let chosen = match not_before {
-            None => remaining.next(),
-            Some(at_least) => remaining.find(|&(_, &delay)| delay >= at_least),
+        let remaining = self.tiers.get(first..).unwrap_or_default();
+        let offset = match not_before {
+            None => 0,
+            Some(at_least) => remaining
+                .iter()
+                .position(|&delay| delay >= at_least)
+                .unwrap_or(remaining.len().saturating_sub(1)),
         };
-        match chosen {
-            Some((index, &delay)) => NextStep::Tier {
-                index,
-                attempt: u32::try_from(index).unwrap_or(u32::MAX).saturating_add(2),
-                delay,
-            },
+        match remaining.get(offset) {
+            Some(&delay) => {
+                let index = first + offset;
+                NextStep::Tier {
+                    index,
+                    attempt: u32::try_from(index).unwrap_or(u32::MAX).saturating_add(2),
+                    delay,
+                }
+            }
             None => NextStep::DeadLetter,
         }
     }
@@ -160,11 +167,13 @@ mod tests {
             // Later tiers only look forward from where the delivery is.
             (3, secs(10), tier(2, 4, 30 * MIN)),
             (4, secs(3 * HOUR), tier(4, 6, 24 * HOUR)),
-            // Later than any tier: dead-letter rather than hold it past the schedule.
-            (1, secs(24 * HOUR + 1), NextStep::DeadLetter),
-            (5, secs(25 * HOUR), NextStep::DeadLetter),
+            // Later than any tier: wait in the last one, never give up early.
+            (1, secs(24 * HOUR + 1), tier(4, 6, 24 * HOUR)),
+            (5, secs(25 * HOUR), tier(4, 6, 24 * HOUR)),
+            (1, Some(Duration::MAX), tier(4, 6, 24 * HOUR)),
+            // Only when no tier is left does it end.
             (6, secs(0), NextStep::DeadLetter),
-            (1, Some(Duration::MAX), NextStep::DeadLetter),
+            (6, secs(25 * HOUR), NextStep::DeadLetter),
         ];
         for (failed, not_before, want) in cases {
             assert_eq!(
@@ -172,6 +181,28 @@ mod tests {
                 want,
                 "after attempt {failed} with Retry-After {not_before:?}"
             );
+        }
+    }
+
+    proptest::proptest! {
+        /// A Retry-After never ends a delivery while a tier is left, never makes it wait in a
+        /// tier sooner than asked unless it is the last, and never goes backwards.
+        #[test]
+        fn retry_after_only_ever_waits_longer(failed in 1u32..9, secs in 0u64..200_000) {
+            let s = RetrySchedule::default();
+            let plain = s.after_failure(failed, None);
+            let asked = Duration::from_secs(secs);
+            match (plain, s.after_failure(failed, Some(asked))) {
+                (NextStep::DeadLetter, step) => proptest::prop_assert_eq!(step, NextStep::DeadLetter),
+                (NextStep::Tier { index: i0, .. }, NextStep::Tier { index, delay, attempt }) => {
+                    proptest::prop_assert!(index >= i0);
+                    proptest::prop_assert!(delay >= asked || index == s.tiers().len() - 1);
+                    proptest::prop_assert_eq!(attempt as usize, index + 2);
+                }
+                (NextStep::Tier { .. }, NextStep::DeadLetter) => {
+                    proptest::prop_assert!(false, "Retry-After {}s ended a delivery with tiers left", secs);
+                }
+            }
         }
     }
 

@@ -5,12 +5,14 @@ use std::fmt;
 use std::num::NonZeroU32;
 use std::sync::LazyLock;
 
-use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
 use crate::ids::{AccountId, EndpointId, Secret};
 use crate::records::avro::{AvroError, VersionedSchema};
+use crate::sign::SignError;
+
+use super::status::{EndpointStatus, StatusError, decode_status, parse_status_key};
 
 /// Every writer schema version of the endpoint record this build can read; the last is the
 /// one it writes. Embedded, so the binary needs no schema files.
@@ -79,6 +81,11 @@ pub struct Endpoint {
     /// `crate::notify::recipient`).
     #[serde(default)]
     pub contact_email: Option<String>,
+    /// The circuit breaker's status record for this endpoint, merged in by the table when it
+    /// reads the endpoint; `None` when there is none (never disabled). Not part of the
+    /// endpoint record: writing an endpoint never writes its status.
+    #[serde(skip)]
+    pub status: Option<EndpointStatus>,
 }
 
 /// One signing secret and when it stops signing.
@@ -144,7 +151,26 @@ impl Endpoint {
             created_at_ms: None,
             updated_at_ms: None,
             contact_email: None,
+            status: None,
         }
+    }
+
+    /// The breaker status: the merged record, or enabled at epoch 0.
+    pub fn current_status(&self) -> EndpointStatus {
+        self.status
+            .clone()
+            .unwrap_or_else(|| EndpointStatus::initial(self.id.clone()))
+    }
+
+    /// True when the circuit breaker has disabled the endpoint (its owner's `enabled` switch
+    /// is separate).
+    pub fn breaker_disabled(&self) -> bool {
+        self.status.as_ref().is_some_and(|s| !s.enabled)
+    }
+
+    /// The breaker epoch: changes whenever the endpoint is disabled or re-enabled.
+    pub fn status_epoch(&self) -> i64 {
+        self.status.as_ref().map_or(0, |s| s.epoch)
     }
 
     /// True when events of this type go to this endpoint (empty `event_types` means all).
@@ -187,12 +213,13 @@ impl Endpoint {
             return Err(EndpointError::NoSecret);
         }
         for (index, s) in self.secrets.iter().enumerate() {
-            let Some(encoded) = s.secret.expose().strip_prefix(Secret::PREFIX) else {
-                return Err(EndpointError::SecretPrefix { index });
-            };
-            match base64::engine::general_purpose::STANDARD.decode(encoded) {
-                Ok(key) if !key.is_empty() => {}
-                _ => return Err(EndpointError::SecretNotBase64 { index }),
+            match crate::sign::check_secret(&s.secret) {
+                Ok(_) => {}
+                Err(SignError::MissingPrefix) => return Err(EndpointError::SecretPrefix { index }),
+                Err(SignError::TooShort { bytes }) => {
+                    return Err(EndpointError::SecretTooShort { index, bytes });
+                }
+                Err(_) => return Err(EndpointError::SecretNotBase64 { index }),
             }
         }
         if let Some(index) = self.event_types.iter().position(|t| t.trim().is_empty()) {
@@ -258,6 +285,11 @@ pub enum EndpointError {
     SecretPrefix { index: usize },
     #[error("secret #{index} is not whsec_ followed by non-empty standard base64")]
     SecretNotBase64 { index: usize },
+    #[error(
+        "secret #{index} has {bytes} key bytes; Standard Webhooks requires at least {}",
+        crate::sign::MIN_SECRET_BYTES
+    )]
+    SecretTooShort { index: usize, bytes: usize },
     #[error("event type #{index} is empty")]
     EmptyEventType { index: usize },
     #[error("version must not be negative")]
@@ -268,6 +300,8 @@ pub enum EndpointError {
     Json(#[source] serde_json::Error),
     #[error("Avro endpoint record does not decode or encode")]
     Avro(#[source] Box<AvroError>),
+    #[error("the status record does not decode")]
+    Status(#[from] StatusError),
     /// The embedded endpoint schemas are unusable: a build defect, caught by the unit tests.
     #[error("the built-in endpoint schema is unusable")]
     Schema(#[source] &'static AvroError),
@@ -349,6 +383,11 @@ pub enum Op {
     Upsert(Box<Endpoint>),
     /// A tombstone: remove the endpoint.
     Delete(EndpointId),
+    /// A status record (key `status:<id>`): replaces the stored status unless that has a
+    /// higher or equal epoch.
+    Status(Box<EndpointStatus>),
+    /// A tombstone for a status record.
+    DeleteStatus(EndpointId),
 }
 
 /// Interprets one record: the key must be a well-formed endpoint id, a null value deletes,
@@ -356,6 +395,22 @@ pub enum Op {
 pub fn decode_record(key: Option<&[u8]>, value: Option<&[u8]>) -> Result<Op, EndpointError> {
     let key = key.ok_or(EndpointError::MissingKey)?;
     let key = std::str::from_utf8(key).map_err(|_| EndpointError::InvalidKey)?;
+    if let Some(id) = parse_status_key(key) {
+        if !id.is_well_formed() || !plain_id(id.as_str()) {
+            return Err(EndpointError::InvalidKey);
+        }
+        let Some(value) = value else {
+            return Ok(Op::DeleteStatus(id));
+        };
+        let status = decode_status(value)?;
+        if status.endpoint_id != id {
+            return Err(EndpointError::KeyMismatch {
+                key: id,
+                id: status.endpoint_id,
+            });
+        }
+        return Ok(Op::Status(Box::new(status)));
+    }
     let key = EndpointId::from(key);
     if !key.is_well_formed() || !plain_id(key.as_str()) {
         return Err(EndpointError::InvalidKey);
@@ -424,6 +479,44 @@ pub(crate) mod tests {
         e.event_types = vec!["license.expired".into()];
         assert!(e.subscribes_to("license.expired"));
         assert!(!e.subscribes_to("license.created"));
+    }
+
+    #[test]
+    fn secrets_need_24_key_bytes_and_may_drop_their_padding() {
+        let with = |secret: &str| {
+            let mut e = endpoint("ep_s", "a");
+            e.secrets[0].secret = Secret::new(secret);
+            e.validate()
+        };
+        // 23 bytes: refused with the reason, never the secret.
+        let err = with("whsec_MDEyMzQ1Njc4OWFiY2RlZmdoaWprbG0=").unwrap_err();
+        assert!(
+            matches!(
+                err,
+                EndpointError::SecretTooShort {
+                    index: 0,
+                    bytes: 23
+                }
+            ),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("at least 24"), "{err}");
+        assert!(!err.to_string().contains("MDEy"));
+        // 24 bytes, padded or not (base64 of 24 bytes has no padding; 25 does).
+        assert!(with("whsec_MDEyMzQ1Njc4OWFiY2RlZmdoaWprbG1u").is_ok());
+        assert!(with("whsec_MDEyMzQ1Njc4OWFiY2RlZmdoaWprbG1ubw==").is_ok());
+        assert!(
+            with("whsec_MDEyMzQ1Njc4OWFiY2RlZmdoaWprbG1ubw").is_ok(),
+            "unpadded"
+        );
+        assert!(matches!(
+            with("whsec_not base64!").unwrap_err(),
+            EndpointError::SecretNotBase64 { index: 0 }
+        ));
+        assert!(matches!(
+            with("sk_MDEyMzQ1Njc4OWFiY2RlZmdoaWprbG1u").unwrap_err(),
+            EndpointError::SecretPrefix { index: 0 }
+        ));
     }
 
     #[test]

@@ -19,6 +19,7 @@ use crate::ids::{AccountId, EndpointId};
 
 use super::endpoint::{Endpoint, EndpointError, decode_record, encode_endpoint};
 use super::join::fan_out;
+use super::status::{EndpointStatus, encode_status, status_key};
 use super::store::{Change, Store, StoreError};
 
 /// Records applied in one RocksDB write at most: large enough for bootstrap throughput,
@@ -43,6 +44,8 @@ pub enum SubscriptionError {
     Store(#[from] StoreError),
     #[error("the endpoint cannot be published")]
     Endpoint(#[from] EndpointError),
+    #[error("the endpoint status cannot be published")]
+    Status(#[from] super::status::StatusError),
     #[error("Kafka {action} failed for topic {topic}")]
     Kafka {
         action: &'static str,
@@ -105,6 +108,8 @@ struct Shared {
     records_skipped: AtomicU64,
     stale_ignored: AtomicU64,
     consumer_errors: AtomicU64,
+    /// Why the follower stopped, when a store failure stopped it.
+    failure: std::sync::Mutex<Option<String>>,
     /// Decoded endpoints per account for the fan-out join, so an event does not decode each
     /// of its account's endpoints again. Emptied whenever the follower applies a change.
     accounts: std::sync::Mutex<AccountCache>,
@@ -208,6 +213,7 @@ impl SubscriptionTable {
             records_skipped: AtomicU64::new(0),
             stale_ignored: AtomicU64::new(0),
             consumer_errors: AtomicU64::new(0),
+            failure: std::sync::Mutex::new(None),
             accounts: std::sync::Mutex::default(),
         });
         tracing::info!(
@@ -223,6 +229,15 @@ impl SubscriptionTable {
             tokio::task::spawn_blocking(move || follow(&consumer, &store, &shared, catch_up))
         };
         Ok((Arc::new(SubscriptionTable { store, shared }), handle))
+    }
+
+    /// Why the follower stopped, if a store failure stopped it.
+    pub fn failure(&self) -> Option<String> {
+        self.shared
+            .failure
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// True once the table caught up with the topic as it was at start, while it follows.
@@ -273,6 +288,38 @@ impl SubscriptionTable {
     /// One endpoint, enabled or not.
     pub fn get(&self, id: &EndpointId) -> Result<Option<Endpoint>, StoreError> {
         self.store.get(id)
+    }
+
+    /// The breaker status record of an endpoint, if it has one.
+    pub fn status(&self, id: &EndpointId) -> Result<Option<EndpointStatus>, StoreError> {
+        self.store.status(id)
+    }
+
+    /// This table's instance id: the `by` of the status records this process writes. Stable
+    /// across restarts with the same data directory.
+    pub fn instance_id(&self) -> &str {
+        self.store.instance_id()
+    }
+
+    /// Owner notices this instance still has to write, as `(notice id, Avro bytes)`.
+    pub fn pending_notices(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        self.store.pending_notices()
+    }
+
+    /// Forgets a notice once it is durably on the notifications topic.
+    pub fn remove_notice(&self, id: &str) -> Result<(), StoreError> {
+        self.store.remove_notice(id)
+    }
+
+    /// Resolves after the follower next applies a batch (or stops). For tasks that act on
+    /// what the table holds, such as writing owed notices.
+    pub async fn changed(&self) {
+        let mut positions = self.shared.positions.subscribe();
+        let mut state = self.shared.state.subscribe();
+        tokio::select! {
+            _ = positions.changed() => {}
+            _ = state.changed() => {}
+        }
     }
 
     /// Every endpoint of an account, enabled or not (for the admin API).
@@ -495,7 +542,9 @@ fn follow(
                         .fetch_add(stats.stale, Ordering::Relaxed);
                 }
                 Err(error) => {
-                    tracing::error!(%error, topic = store.topic(), "The subscriptions table cannot be written; the follower stops");
+                    tracing::error!(error = %crate::telemetry::ErrorChain(&error), topic = store.topic(), "The subscriptions table cannot be written; the follower stops");
+                    *shared.failure.lock().unwrap_or_else(|e| e.into_inner()) =
+                        Some(crate::telemetry::ErrorChain(&error).to_string());
                     shared.state.send_replace(FollowerState::Stopped);
                     return;
                 }
@@ -621,6 +670,24 @@ pub async fn publish(
     send(producer, topic, &endpoint.id, Some(&payload)).await
 }
 
+/// Writes an endpoint's status record (key `status:<id>`): how the circuit breaker disables
+/// an endpoint and how an operator re-enables it. See [`super::status`].
+pub async fn publish_status(
+    producer: &FutureProducer,
+    topic: &str,
+    status: &EndpointStatus,
+) -> Result<Published, SubscriptionError> {
+    let payload = encode_status(status)?;
+    send_keyed(
+        producer,
+        topic,
+        &status.endpoint_id,
+        &status_key(&status.endpoint_id),
+        Some(&payload),
+    )
+    .await
+}
+
 /// Writes a tombstone: the endpoint disappears from every table, and compaction removes
 /// its history from the topic.
 pub async fn publish_tombstone(
@@ -637,7 +704,17 @@ async fn send(
     id: &EndpointId,
     payload: Option<&[u8]>,
 ) -> Result<Published, SubscriptionError> {
-    let mut record: FutureRecord<'_, str, [u8]> = FutureRecord::to(topic).key(id.as_str());
+    send_keyed(producer, topic, id, id.as_str(), payload).await
+}
+
+async fn send_keyed(
+    producer: &FutureProducer,
+    topic: &str,
+    id: &EndpointId,
+    key: &str,
+    payload: Option<&[u8]>,
+) -> Result<Published, SubscriptionError> {
+    let mut record: FutureRecord<'_, str, [u8]> = FutureRecord::to(topic).key(key);
     if let Some(payload) = payload {
         record = record.payload(payload);
     }

@@ -7,10 +7,14 @@ use crate::ids::AccountId;
 
 use super::endpoint::Endpoint;
 
-/// The endpoints an event of `event_type` for `account` is delivered to: those of that
-/// account, enabled, and subscribed to the type (empty `event_types` means all), in input
-/// order, each id once (the first occurrence wins) so one event never produces two
-/// deliveries to one endpoint.
+/// The endpoints an event of `event_type` for `account` is for: those of that account that
+/// their owner has not paused (`enabled`) and that subscribe to the type (empty
+/// `event_types` means all), in input order, each id once (the first occurrence wins) so one
+/// event never produces two deliveries to one endpoint.
+///
+/// An endpoint the circuit breaker disabled is still returned: its deliveries are kept on
+/// the dead-letter topic (reason `endpoint_disabled`) so re-enabling can replay them. A
+/// paused endpoint gets nothing: its owner asked for nothing.
 ///
 /// The account check is part of the join, not left to the caller, so a lookup that returned
 /// too much can never leak one customer's events to another's endpoint.

@@ -5,6 +5,7 @@
 //! GlobalKTable:
 //!
 //! - [`endpoint`]: the record (Avro single-object or JSON), its validation. Pure.
+//! - [`status`]: the circuit breaker's record of an endpoint (disabled/re-enabled). Pure.
 //! - [`join`]: which endpoints an event goes to. Pure.
 //! - [`store`]: RocksDB: endpoints, the account index and the topic offsets, written
 //!   together so a restart resumes exactly where the data is.
@@ -14,6 +15,7 @@
 pub mod endpoint;
 pub mod follower;
 pub mod join;
+pub mod status;
 pub mod store;
 
 pub use endpoint::{
@@ -22,7 +24,8 @@ pub use endpoint::{
 };
 pub use follower::{
     FollowerState, FollowerStats, Published, SubscriptionError, SubscriptionTable, publish,
-    publish_tombstone,
+    publish_status, publish_tombstone,
 };
 pub use join::fan_out;
+pub use status::{EndpointStatus, StatusError, status_key};
 pub use store::{ApplyStats, Change, Store, StoreError};

@@ -1,5 +1,6 @@
 //! The RocksDB side of the subscriptions table: endpoints by id, an account index for the
-//! join, and the topic offsets they were read up to, always written together.
+//! join, the breaker status of endpoints, the outbox of owner notices this instance owes, and
+//! the topic offsets they were read up to, always written together.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -15,6 +16,8 @@ use serde::Deserialize;
 use crate::ids::{AccountId, EndpointId};
 
 use super::endpoint::{Endpoint, Op};
+use super::status::{EndpointStatus, notice_id};
+use crate::records::{ENDPOINT_DISABLED, EndpointNotification};
 
 /// Column family: endpoint id → [`FORMAT_JSON`] + JSON of the endpoint.
 const CF_ENDPOINTS: &str = "endpoints";
@@ -24,11 +27,22 @@ const CF_ENDPOINTS: &str = "endpoints";
 const CF_BY_ACCOUNT: &str = "by_account";
 /// Column family: partition (i32 big-endian) → next offset to read (i64 big-endian).
 const CF_OFFSETS: &str = "offsets";
-/// Column family: the topic this directory materializes and the endpoint count.
+/// Column family: the topic this directory materializes, the endpoint count and the
+/// instance id.
 const CF_META: &str = "meta";
+/// Column family: endpoint id → JSON of its [`EndpointStatus`] (the breaker's record).
+const CF_STATUS: &str = "status";
+/// Column family: notice id → Avro `EndpointNotification` this instance still has to write
+/// to the notifications topic. Filled in the same atomic write that applies a disabling this
+/// instance won, so a crash between disabling and notifying cannot lose the notice.
+const CF_OUTBOX: &str = "outbox";
 
 const META_TOPIC: &[u8] = b"topic";
 const META_COUNT: &[u8] = b"count";
+/// A random id made when the directory is created: the `by` of the status records this
+/// instance writes. It survives restarts, so a restarted process still recognises its own
+/// disablings and sends the notices it owes.
+const META_INSTANCE: &[u8] = b"instance";
 
 /// First byte of a stored endpoint. The table stores its own format (JSON, fast to decode
 /// and readable with RocksDB tools), independent of the wire schema; a new layout gets a new
@@ -56,8 +70,12 @@ pub struct ApplyStats {
     pub upserted: u64,
     /// Tombstones that removed an endpoint (a tombstone for an unknown id counts nowhere).
     pub deleted: u64,
-    /// Updates ignored because the stored version was higher.
+    /// Updates ignored because the stored version (or status epoch) was higher.
     pub stale: u64,
+    /// Status records applied (disablings and re-enablings).
+    pub statuses: u64,
+    /// Owner notices this instance now owes (its own disablings that won).
+    pub notices: u64,
     /// Records without an operation (did not decode).
     pub skipped: u64,
 }
@@ -86,6 +104,12 @@ pub enum StoreError {
     },
     #[error("column family {0} is missing")]
     MissingColumnFamily(&'static str),
+    #[error("a notice for endpoint {id} does not encode")]
+    Notice {
+        id: EndpointId,
+        #[source]
+        source: Box<crate::records::avro::AvroError>,
+    },
     #[error("endpoint {id} does not serialize")]
     Serialize {
         id: EndpointId,
@@ -101,6 +125,8 @@ pub struct Store {
     topic: String,
     /// Exact number of endpoints, persisted in `meta` with every batch.
     count: AtomicU64,
+    /// See [`META_INSTANCE`].
+    instance: String,
     /// Serializes `apply`: it reads stored versions and then writes, and keeps `count`.
     write_lock: Mutex<()>,
 }
@@ -146,6 +172,8 @@ impl Store {
             ColumnFamilyDescriptor::new(CF_BY_ACCOUNT, scan_options(&cache)),
             ColumnFamilyDescriptor::new(CF_OFFSETS, Options::default()),
             ColumnFamilyDescriptor::new(CF_META, Options::default()),
+            ColumnFamilyDescriptor::new(CF_STATUS, point_lookup_options(&cache)),
+            ColumnFamilyDescriptor::new(CF_OUTBOX, Options::default()),
         ];
         let db = DB::open_cf_descriptors(&db_opts, &path, cfs).map_err(|source| {
             StoreError::RocksDb {
@@ -158,12 +186,35 @@ impl Store {
             path,
             topic: topic.to_owned(),
             count: AtomicU64::new(0),
+            instance: String::new(),
             write_lock: Mutex::new(()),
         };
         store.claim_topic(topic)?;
         let count = store.read_count()?;
         *store.count.get_mut() = count;
+        store.instance = store.claim_instance()?;
         Ok(store)
+    }
+
+    fn claim_instance(&self) -> Result<String, StoreError> {
+        let meta = self.cf(CF_META)?;
+        if let Some(stored) = self
+            .db
+            .get_cf(meta, META_INSTANCE)
+            .map_err(|e| self.rocks(e))?
+        {
+            return Ok(String::from_utf8_lossy(&stored).into_owned());
+        }
+        let id = format!("inst_{:016x}", rand::random::<u64>());
+        self.db
+            .put_cf(meta, META_INSTANCE, id.as_bytes())
+            .map_err(|e| self.rocks(e))?;
+        Ok(id)
+    }
+
+    /// This directory's instance id (`inst_…`), stable across restarts.
+    pub fn instance_id(&self) -> &str {
+        &self.instance
     }
 
     fn claim_topic(&self, topic: &str) -> Result<(), StoreError> {
@@ -234,10 +285,15 @@ impl Store {
         let endpoints = self.cf(CF_ENDPOINTS)?;
         let by_account = self.cf(CF_BY_ACCOUNT)?;
         let offsets = self.cf(CF_OFFSETS)?;
+        let statuses = self.cf(CF_STATUS)?;
+        let outbox = self.cf(CF_OUTBOX)?;
 
         // What is stored now for every id in the batch, updated as the batch proceeds so a
         // batch holding several changes of one endpoint is judged in order.
         let mut current = self.heads_of(batch)?;
+        let mut current_status = self.statuses_of(batch)?;
+        // Endpoints upserted or deleted earlier in this batch, for the notices.
+        let mut written: HashMap<EndpointId, Option<&Endpoint>> = HashMap::new();
         let mut stats = ApplyStats::default();
         let mut count = self.count.load(Ordering::Relaxed);
         let mut next_offsets: BTreeMap<i32, i64> = BTreeMap::new();
@@ -267,6 +323,7 @@ impl Store {
                     let stored = encode_stored(ep)?;
                     wb.put_cf(by_account, account_key(&ep.account_id, &ep.id), &stored);
                     wb.put_cf(endpoints, ep.id.as_str(), stored);
+                    written.insert(ep.id.clone(), Some(ep));
                     *slot = Some(StoredHead {
                         version: ep.version,
                         account_id: ep.account_id.clone(),
@@ -279,6 +336,49 @@ impl Store {
                         wb.delete_cf(by_account, account_key(&head.account_id, id));
                         count = count.saturating_sub(1);
                         stats.deleted += 1;
+                        written.insert(id.clone(), None);
+                    }
+                }
+                Some(Op::Status(status)) => {
+                    let slot = current_status
+                        .entry(status.endpoint_id.clone())
+                        .or_insert(None);
+                    if slot
+                        .as_ref()
+                        .is_some_and(|stored| stored.supersedes(status))
+                    {
+                        stats.stale += 1;
+                        continue;
+                    }
+                    wb.put_cf(
+                        statuses,
+                        status.endpoint_id.as_str(),
+                        encode_json(&status.endpoint_id, status.as_ref())?,
+                    );
+                    stats.statuses += 1;
+                    if !status.enabled && status.by.as_deref() == Some(self.instance.as_str()) {
+                        // Our disabling won (it is the first of its epoch): we owe the owner
+                        // a notice, unless the endpoint is gone.
+                        let endpoint = match written.get(&status.endpoint_id) {
+                            Some(endpoint) => endpoint.cloned(),
+                            None => self.get_config(&status.endpoint_id)?,
+                        };
+                        if let Some(endpoint) = endpoint {
+                            let notice = notice_for(&endpoint, status);
+                            let bytes = notice.to_avro().map_err(|source| StoreError::Notice {
+                                id: status.endpoint_id.clone(),
+                                source: Box::new(source),
+                            })?;
+                            wb.put_cf(outbox, notice.id.as_bytes(), bytes);
+                            stats.notices += 1;
+                        }
+                    }
+                    *slot = Some((**status).clone());
+                }
+                Some(Op::DeleteStatus(id)) => {
+                    if current_status.get_mut(id).and_then(Option::take).is_some() {
+                        wb.delete_cf(statuses, id.as_str());
+                        stats.statuses += 1;
                     }
                 }
             }
@@ -302,7 +402,7 @@ impl Store {
             .filter_map(|c| match &c.op {
                 Some(Op::Upsert(ep)) => Some(&ep.id),
                 Some(Op::Delete(id)) => Some(id),
-                None => None,
+                Some(Op::Status(_) | Op::DeleteStatus(_)) | None => None,
             })
             .collect();
         ids.sort_unstable();
@@ -324,8 +424,36 @@ impl Store {
         Ok(heads)
     }
 
-    /// One endpoint by id.
+    /// The stored status of every endpoint whose status the batch touches.
+    fn statuses_of(
+        &self,
+        batch: &[Change],
+    ) -> Result<HashMap<EndpointId, Option<EndpointStatus>>, StoreError> {
+        let mut out = HashMap::new();
+        for change in batch {
+            let id = match &change.op {
+                Some(Op::Status(s)) => &s.endpoint_id,
+                Some(Op::DeleteStatus(id)) => id,
+                _ => continue,
+            };
+            if !out.contains_key(id) {
+                out.insert(id.clone(), self.status(id)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// One endpoint by id, with its breaker status.
     pub fn get(&self, id: &EndpointId) -> Result<Option<Endpoint>, StoreError> {
+        let Some(mut endpoint) = self.get_config(id)? else {
+            return Ok(None);
+        };
+        endpoint.status = self.status(id)?;
+        Ok(Some(endpoint))
+    }
+
+    /// One endpoint record by id, without its status.
+    fn get_config(&self, id: &EndpointId) -> Result<Option<Endpoint>, StoreError> {
         let endpoints = self.cf(CF_ENDPOINTS)?;
         match self
             .db
@@ -335,6 +463,39 @@ impl Store {
             None => Ok(None),
             Some(bytes) => decode_stored(id.as_str(), &bytes).map(Some),
         }
+    }
+
+    /// The breaker status record of an endpoint, if it has one. A status may exist for an
+    /// endpoint that does not (written after its deletion): it is inert.
+    pub fn status(&self, id: &EndpointId) -> Result<Option<EndpointStatus>, StoreError> {
+        let cf = self.cf(CF_STATUS)?;
+        match self
+            .db
+            .get_pinned_cf(cf, id.as_str())
+            .map_err(|e| self.rocks(e))?
+        {
+            None => Ok(None),
+            Some(bytes) => decode_stored(id.as_str(), &bytes).map(Some),
+        }
+    }
+
+    /// Notices this instance owes, oldest id first: `(notice id, Avro EndpointNotification)`.
+    pub fn pending_notices(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let cf = self.cf(CF_OUTBOX)?;
+        let mut out = Vec::new();
+        for item in self.db.iterator_cf(cf, IteratorMode::Start) {
+            let (k, v) = item.map_err(|e| self.rocks(e))?;
+            out.push((String::from_utf8_lossy(&k).into_owned(), v.into_vec()));
+        }
+        Ok(out)
+    }
+
+    /// Forgets a notice once it is written to the notifications topic.
+    pub fn remove_notice(&self, id: &str) -> Result<(), StoreError> {
+        let cf = self.cf(CF_OUTBOX)?;
+        self.db
+            .delete_cf(cf, id.as_bytes())
+            .map_err(|e| self.rocks(e))
     }
 
     /// Every endpoint of an account, enabled or not, ordered by endpoint id.
@@ -355,10 +516,22 @@ impl Store {
         let mut out = Vec::new();
         while let Some((key, value)) = it.item() {
             let id = key.get(prefix.len()..).unwrap_or_default();
-            out.push(decode_stored(&String::from_utf8_lossy(id), value)?);
+            out.push(decode_stored::<Endpoint>(
+                &String::from_utf8_lossy(id),
+                value,
+            )?);
             it.next();
         }
         it.status().map_err(|e| self.rocks(e))?;
+        let cf = self.cf(CF_STATUS)?;
+        let statuses =
+            self.db
+                .batched_multi_get_cf(cf, out.iter().map(|e| e.id.as_str().as_bytes()), true);
+        for (endpoint, status) in out.iter_mut().zip(statuses) {
+            if let Some(bytes) = status.map_err(|e| self.rocks(e))? {
+                endpoint.status = Some(decode_stored(endpoint.id.as_str(), &bytes)?);
+            }
+        }
         Ok(out)
     }
 
@@ -371,6 +544,8 @@ impl Store {
             self.cf(CF_BY_ACCOUNT)?,
             self.cf(CF_OFFSETS)?,
             self.cf(CF_META)?,
+            self.cf(CF_STATUS)?,
+            self.cf(CF_OUTBOX)?,
         ];
         self.db
             .flush_cfs_opt(&cfs, &FlushOptions::default())
@@ -452,14 +627,33 @@ fn account_key(account: &AccountId, id: &EndpointId) -> Vec<u8> {
     key
 }
 
-fn encode_stored(endpoint: &Endpoint) -> Result<Vec<u8>, StoreError> {
-    let mut out = Vec::with_capacity(512);
+/// The `endpoint.disabled` notice for the owner of `endpoint`, disabled by `status`.
+fn notice_for(endpoint: &Endpoint, status: &EndpointStatus) -> EndpointNotification {
+    EndpointNotification {
+        id: notice_id(&status.endpoint_id, status.epoch),
+        kind: ENDPOINT_DISABLED.to_owned(),
+        endpoint_id: status.endpoint_id.to_string(),
+        account_id: endpoint.account_id.to_string(),
+        url: endpoint.url.to_string(),
+        reason: status.reason.clone().unwrap_or_default(),
+        disabled_at_ms: status.at_ms,
+        last_status: status.last_status,
+        last_error: status.last_error.clone(),
+    }
+}
+
+fn encode_json<T: serde::Serialize>(id: &EndpointId, value: &T) -> Result<Vec<u8>, StoreError> {
+    let mut out = Vec::with_capacity(256);
     out.push(FORMAT_JSON);
-    serde_json::to_writer(&mut out, endpoint).map_err(|source| StoreError::Serialize {
-        id: endpoint.id.clone(),
+    serde_json::to_writer(&mut out, value).map_err(|source| StoreError::Serialize {
+        id: id.clone(),
         source,
     })?;
     Ok(out)
+}
+
+fn encode_stored(endpoint: &Endpoint) -> Result<Vec<u8>, StoreError> {
+    encode_json(&endpoint.id, endpoint)
 }
 
 fn decode_stored<T: for<'de> Deserialize<'de>>(id: &str, bytes: &[u8]) -> Result<T, StoreError> {

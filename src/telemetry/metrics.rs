@@ -6,6 +6,8 @@ use prometheus::{
     Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
 };
 
+use crate::delivery::{DeadLetterReason, DeliveryOutcome, DisableReason, ErrorClass};
+
 /// The names of every metric, for documentation and for the dashboard/alert tests.
 pub const METRIC_NAMES: &[&str] = &[
     "hookrelay_events_consumed_total",
@@ -24,6 +26,11 @@ pub const METRIC_NAMES: &[&str] = &[
     "hookrelay_consumer_lag",
     "hookrelay_subscriptions_endpoints",
     "hookrelay_subscriptions_ready",
+    "hookrelay_subscriptions_failures_total",
+    "hookrelay_paused_partitions",
+    "hookrelay_oversize_records_total",
+    "hookrelay_commit_failures_total",
+    "hookrelay_notices_pending",
     "hookrelay_notifications_total",
     "hookrelay_notification_smtp_attempts_total",
 ];
@@ -43,17 +50,17 @@ pub const NOTIFICATION_OUTCOMES: &[&str] = &[
 /// accepted by the server, failed and retried later, or rejected for good.
 pub const SMTP_ATTEMPT_OUTCOMES: &[&str] = &["accepted", "failed", "rejected"];
 
-/// Why a delivery goes to the dead-letter topic.
-pub const DEAD_LETTER_REASONS: &[&str] = &[
-    "retries_exhausted",
-    "endpoint_disabled",
-    "endpoint_gone",
-    "undecodable_retry_record",
+/// Why intake holds a partition (label of `hookrelay_paused_partitions`).
+pub const PAUSE_REASONS: &[&str] = &[
+    "retry_not_due",
+    "endpoint_full",
+    "in_flight_limit",
+    "table_stopped",
+    "stopping",
 ];
 
-/// Why an endpoint was disabled.
-pub const DISABLE_REASONS: &[&str] =
-    &["consecutive_failures", "retries_exhausted", "endpoint_gone"];
+/// Where an oversize record was going (label of `hookrelay_oversize_records_total`).
+pub const OVERSIZE_DESTINATIONS: &[&str] = &["invalid", "retry", "dead_letter"];
 
 #[derive(Clone)]
 pub struct Metrics {
@@ -84,6 +91,16 @@ pub struct Metrics {
     pub consumer_lag: IntGaugeVec,
     pub subscriptions_endpoints: IntGauge,
     pub subscriptions_ready: IntGauge,
+    /// The subscriptions table stopped following its topic (a storage error).
+    pub subscriptions_failures: IntCounter,
+    /// Partitions intake holds, by why (see [`PAUSE_REASONS`]).
+    pub paused_partitions: IntGaugeVec,
+    /// Records too large for the broker, written in a smaller form instead, by destination.
+    pub oversize_records: IntCounterVec,
+    /// Offset commits the broker did not take (they are retried by the next commit).
+    pub commit_failures: IntCounter,
+    /// `endpoint.disabled` notices this instance owes and has not yet written.
+    pub notices_pending: IntGauge,
 }
 
 impl Metrics {
@@ -110,8 +127,8 @@ impl Metrics {
             )?,
             attempts: counter_vec(
                 "hookrelay_attempts_total",
-                "HTTP attempts by outcome and status class.",
-                &["outcome", "status_class"],
+                "HTTP attempts by outcome (success, failure) and error class (none on success).",
+                &["outcome", "error_class"],
             )?,
             request_duration: Histogram::with_opts(
                 HistogramOpts::new(
@@ -182,7 +199,31 @@ impl Metrics {
             )?,
             subscriptions_ready: IntGauge::new(
                 "hookrelay_subscriptions_ready",
-                "1 once the subscriptions table caught up with the topic.",
+                "1 while the subscriptions table is caught up and following its topic.",
+            )?,
+            subscriptions_failures: IntCounter::new(
+                "hookrelay_subscriptions_failures_total",
+                "Times the subscriptions table stopped following its topic (storage errors).",
+            )?,
+            paused_partitions: IntGaugeVec::new(
+                Opts::new(
+                    "hookrelay_paused_partitions",
+                    "Partitions intake holds, by reason.",
+                ),
+                &["reason"],
+            )?,
+            oversize_records: counter_vec(
+                "hookrelay_oversize_records_total",
+                "Records too large for the broker, written in a smaller form, by destination.",
+                &["destination"],
+            )?,
+            commit_failures: IntCounter::new(
+                "hookrelay_commit_failures_total",
+                "Offset commits that failed (the next commit carries the same offsets).",
+            )?,
+            notices_pending: IntGauge::new(
+                "hookrelay_notices_pending",
+                "endpoint.disabled notices this instance owes and has not yet written.",
             )?,
         };
         registry.register(Box::new(m.events_consumed.clone()))?;
@@ -201,6 +242,11 @@ impl Metrics {
         registry.register(Box::new(m.consumer_lag.clone()))?;
         registry.register(Box::new(m.subscriptions_endpoints.clone()))?;
         registry.register(Box::new(m.subscriptions_ready.clone()))?;
+        registry.register(Box::new(m.subscriptions_failures.clone()))?;
+        registry.register(Box::new(m.paused_partitions.clone()))?;
+        registry.register(Box::new(m.oversize_records.clone()))?;
+        registry.register(Box::new(m.commit_failures.clone()))?;
+        registry.register(Box::new(m.notices_pending.clone()))?;
         m.zero_known_series();
         Ok(m)
     }
@@ -211,21 +257,53 @@ impl Metrics {
         for reason in crate::event::InvalidRecord::REASONS {
             self.events_invalid.with_label_values(&[reason]);
         }
-        for outcome in ["delivered", "retry_scheduled", "dead_lettered", "dropped"] {
-            self.deliveries.with_label_values(&[outcome]);
+        for outcome in DeliveryOutcome::ALL {
+            self.deliveries.with_label_values(&[outcome.as_str()]);
         }
-        for class in [
-            "2xx", "3xx", "4xx", "5xx", "timeout", "connect", "refused", "other",
-        ] {
-            self.attempts.with_label_values(&["failure", class]);
+        for class in ErrorClass::ALL {
+            self.attempts
+                .with_label_values(&["failure", class.as_str()]);
         }
-        self.attempts.with_label_values(&["success", "2xx"]);
-        for reason in DEAD_LETTER_REASONS {
-            self.dead_lettered.with_label_values(&[reason]);
+        self.attempts.with_label_values(&["success", "none"]);
+        for reason in DeadLetterReason::ALL {
+            self.dead_lettered.with_label_values(&[reason.as_str()]);
         }
-        for reason in DISABLE_REASONS {
-            self.endpoints_disabled.with_label_values(&[reason]);
+        for reason in DisableReason::ALL {
+            self.endpoints_disabled
+                .with_label_values(&[reason.as_str()]);
         }
+        for reason in PAUSE_REASONS {
+            self.paused_partitions.with_label_values(&[reason]).set(0);
+        }
+        for destination in OVERSIZE_DESTINATIONS {
+            self.oversize_records.with_label_values(&[destination]);
+        }
+    }
+
+    /// One delivery reached `outcome`.
+    pub fn delivery(&self, outcome: DeliveryOutcome, count: usize) {
+        self.deliveries
+            .with_label_values(&[outcome.as_str()])
+            .inc_by(count as u64);
+    }
+
+    /// One HTTP attempt finished: `None` for a 2xx, else the class of its failure.
+    pub fn attempt(&self, failure: Option<ErrorClass>) {
+        match failure {
+            None => self.attempts.with_label_values(&["success", "none"]).inc(),
+            Some(class) => self
+                .attempts
+                .with_label_values(&["failure", class.as_str()])
+                .inc(),
+        }
+    }
+
+    /// One delivery went to the dead-letter topic.
+    pub fn dead_letter(&self, reason: DeadLetterReason) {
+        self.dead_lettered
+            .with_label_values(&[reason.as_str()])
+            .inc();
+        self.delivery(DeliveryOutcome::DeadLettered, 1);
     }
 
     /// Creates the per-tier series for `tiers` retry tiers.
@@ -313,6 +391,8 @@ mod tests {
         m.dead_lettered.with_label_values(&["x"]).inc();
         m.endpoints_disabled.with_label_values(&["x"]).inc();
         m.consumer_lag.with_label_values(&["t", "0"]).set(1);
+        m.paused_partitions.with_label_values(&["x"]).set(1);
+        m.oversize_records.with_label_values(&["x"]).inc();
         NotifyMetrics::new(&registry).expect("register the notifier's");
         let text = render(&registry);
         for name in METRIC_NAMES {

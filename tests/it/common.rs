@@ -88,6 +88,20 @@ pub async fn produce(
         .unwrap_or_else(|(e, _)| panic!("produce to {topic}: {e}"));
 }
 
+/// Every record in `topic` once it holds at least `min` (waiting up to 30 s for them), then
+/// until no more arrive for a second: for records written asynchronously after the event a
+/// test waited for.
+pub fn read_all_at_least(topic: &str, min: usize) -> Vec<rdkafka::message::OwnedMessage> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let records = read_all(topic);
+        if records.len() >= min || std::time::Instant::now() > deadline {
+            return records;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 /// Every record currently in `topic` (all partitions, from the beginning): reads until no
 /// record arrives for a second.
 pub fn read_all(topic: &str) -> Vec<rdkafka::message::OwnedMessage> {

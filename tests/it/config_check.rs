@@ -53,7 +53,10 @@ fn smtp_and_kafka_passwords_from_the_environment_are_masked() {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_hookrelay"))
         .args(["config", "check"])
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("config/secured-cluster.toml"))
-        .env("HOOKRELAY__KAFKA__PROPERTIES__SASL_PASSWORD", "kafka-pass-31")
+        .env(
+            "HOOKRELAY__KAFKA__PROPERTIES__SASL_PASSWORD",
+            "kafka-pass-31",
+        )
         .env("HOOKRELAY__NOTIFY__SMTP__PASSWORD", "smtp-pass-42")
         .output()
         .expect("run hookrelay");

@@ -41,6 +41,7 @@ pub fn test_config(tiers_secs: &[u64], overrides: &[(&str, &str)]) -> (Config, t
             "HOOKRELAY__TOPICS__NOTIFICATIONS",
             format!("{p}-notifications"),
         ),
+        ("HOOKRELAY__TOPICS__REQUESTS", format!("{p}-requests")),
         ("HOOKRELAY__TOPICS__PARTITIONS__EVENTS", "4".to_owned()),
         (
             "HOOKRELAY__TOPICS__PARTITIONS__SUBSCRIPTIONS",

@@ -14,6 +14,7 @@ mod dashboards;
 mod delivery;
 mod demo;
 mod notify;
+mod pressure;
 mod retry;
 mod secured;
 mod subscriptions;

@@ -139,7 +139,7 @@ async fn a_receiver_that_always_fails_gets_six_attempts_then_dead_letter_disable
             .table
             .get(&id)
             .expect("table")
-            .is_some_and(|ep| !ep.enabled);
+            .is_some_and(|ep| ep.breaker_disabled());
         if disabled && app.metric("hookrelay_dead_lettered_total", "") >= 1.0 {
             break;
         }
@@ -171,7 +171,7 @@ async fn a_receiver_that_always_fails_gets_six_attempts_then_dead_letter_disable
     );
     assert!(!envelope.body.is_empty(), "the delivery itself, for replay");
 
-    let notices = common::read_all(&config.topics.notifications);
+    let notices = common::read_all_at_least(&config.topics.notifications, 1);
     assert_eq!(notices.len(), 1, "one endpoint.disabled notification");
     let notice =
         EndpointNotification::from_avro(notices[0].payload().expect("value")).expect("notice");
@@ -269,11 +269,11 @@ async fn ten_consecutive_failures_disable_the_endpoint_and_a_success_resets_the_
         .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(
-        app.table
+        !app.table
             .get(&id)
             .expect("table")
             .expect("endpoint")
-            .enabled,
+            .breaker_disabled(),
         "9 failures, a success, 9 failures: never 10 in a row"
     );
 
@@ -283,12 +283,12 @@ async fn ten_consecutive_failures_disable_the_endpoint_and_a_success_resets_the_
     )
     .await;
     let deadline = Instant::now() + Duration::from_secs(20);
-    while app
+    while !app
         .table
         .get(&id)
         .expect("table")
         .expect("endpoint")
-        .enabled
+        .breaker_disabled()
     {
         assert!(
             Instant::now() < deadline,
@@ -297,16 +297,19 @@ async fn ten_consecutive_failures_disable_the_endpoint_and_a_success_resets_the_
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let ep = app.table.get(&id).expect("table").expect("endpoint");
-    assert_eq!(ep.disabled_reason.as_deref(), Some("consecutive_failures"));
-    let notices = common::read_all(&config.topics.notifications);
+    let status = ep.status.expect("a status record");
+    assert_eq!(status.reason.as_deref(), Some("consecutive_failures"));
+    assert!(ep.enabled, "the endpoint's own record is untouched");
+    let notices = common::read_all_at_least(&config.topics.notifications, 1);
     assert_eq!(notices.len(), 1, "one notification");
     app.stop().await.expect("clean stop");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_disabling_one_endpoint_at_once_send_one_notification() {
-    use hookrelay::retry::handoff::{Failure, Handoff};
-    use hookrelay::retry::schedule::RetrySchedule;
+    use hookrelay::delivery::{DisableReason, ErrorClass};
+    use hookrelay::retry::handoff::{Disabling, Failure, Handoff};
+    use hookrelay::retry::notices::write_owed_notices;
     use hookrelay::subscriptions::{Store, SubscriptionTable};
 
     let (config, dir) = test_config(&[60], &[]);
@@ -315,6 +318,7 @@ async fn two_instances_disabling_one_endpoint_at_once_send_one_notification() {
     publish_endpoints(&config, std::slice::from_ref(&ep)).await;
 
     // Two instances: each its own table (RocksDB directory) and handoff.
+    let (_running, running_rx) = tokio::sync::watch::channel(false);
     let mut instances = Vec::new();
     for n in 0..2 {
         let store = Store::open(
@@ -330,27 +334,39 @@ async fn two_instances_disabling_one_endpoint_at_once_send_one_notification() {
         let handoff = Handoff::new(
             common::producer(),
             &config,
-            RetrySchedule::new(vec![Duration::from_secs(60)]).expect("schedule"),
             table.clone(),
             hookrelay::telemetry::Metrics::unregistered(),
         );
+        // Each instance writes the notices it owes, as `run` does.
+        tokio::spawn(write_owed_notices(
+            table.clone(),
+            common::producer(),
+            config.topics.notifications.clone(),
+            hookrelay::telemetry::Metrics::unregistered(),
+            running_rx.clone(),
+        ));
         instances.push((table, handoff));
     }
-    let failure = Failure::local("test".to_owned());
-    tokio::join!(
+    let failure = Failure::local(ErrorClass::Timeout);
+    let (a, b) = tokio::join!(
         instances[0]
             .1
-            .disable_endpoint(&ep, "consecutive_failures", &failure),
+            .disable(&ep, DisableReason::ConsecutiveFailures, &failure),
         instances[1]
             .1
-            .disable_endpoint(&ep, "consecutive_failures", &failure),
+            .disable(&ep, DisableReason::ConsecutiveFailures, &failure),
     );
+    assert_eq!((a, b), (Disabling::Disabled, Disabling::Disabled));
     for (table, _) in &instances {
         let stored = table.get(&ep.id).expect("table").expect("endpoint");
-        assert!(!stored.enabled);
-        assert_eq!(stored.version, ep.version + 1);
+        assert!(stored.breaker_disabled());
+        assert_eq!(stored.status_epoch(), 1, "one disabling, whoever wrote it");
+        assert_eq!(
+            stored.version, ep.version,
+            "the endpoint's own record is untouched"
+        );
     }
-    let notices = common::read_all(&config.topics.notifications);
+    let notices = common::read_all_at_least(&config.topics.notifications, 1);
     assert_eq!(
         notices.len(),
         1,

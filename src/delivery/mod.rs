@@ -1,15 +1,31 @@
 //! The unit of work after the fan-out join: one event for one endpoint, with everything
-//! needed to send it, retry it and settle the input offset it came from.
+//! needed to send it, retry it and settle the input offset it came from; and the
+//! vocabulary of what becomes of it ([`outcome`]) and the in-memory bound ([`inflight`]).
+//! Every stage after the join uses these; they import nothing above the offset book.
+
+pub mod inflight;
+pub mod outcome;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
-use tokio::sync::OwnedSemaphorePermit;
 
 use crate::ids::{AccountId, EndpointId, EventId};
-use crate::ingest::book::Settle;
+use crate::offsets::{Lease, Settle};
 use crate::records::envelope::{AttemptSummary, DeliveryEnvelope};
+
+pub use inflight::{InFlight, InFlightCounter};
+pub use outcome::{DeadLetterReason, DeliveryOutcome, DisableReason, DropReason, ErrorClass};
+
+/// Where the input record a delivery came from was read; kept through every retry, so a
+/// dead letter still points at the original event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    pub topic: std::sync::Arc<str>,
+    pub partition: i32,
+    pub offset: i64,
+}
 
 /// One event on its way to one endpoint.
 #[derive(Debug)]
@@ -30,14 +46,17 @@ pub struct Delivery {
     pub first_attempt_ms: Option<i64>,
     /// Earlier attempts, newest last; carried into retry and dead-letter records.
     pub history: Vec<AttemptSummary>,
-    /// Where the record that produced this delivery was read, and how to settle it.
+    /// The input record this delivery comes from.
+    pub origin: Origin,
+    /// The record this delivery was read from now (the input record, or a retry record),
+    /// and how to settle it.
     pub settle: Settle,
-    /// Held while the delivery is in memory; bounds the work in flight.
-    pub permit: Option<OwnedSemaphorePermit>,
+    /// Counts the delivery as in memory until it is dropped.
+    pub in_flight: InFlight,
 }
 
 impl Delivery {
-    /// Settles the input record's share for this delivery and releases its in-flight slot.
+    /// Settles the input record's share for this delivery and releases its in-flight count.
     pub fn settle(self) {
         self.settle.settle();
     }
@@ -46,6 +65,11 @@ impl Delivery {
     /// owner sends).
     pub fn is_stale(&self) -> bool {
         self.settle.is_revoked()
+    }
+
+    /// The assignment the delivery was read under.
+    pub fn lease(&self) -> &std::sync::Arc<Lease> {
+        self.settle.lease()
     }
 }
 
@@ -86,9 +110,8 @@ impl Delivery {
         due_at_ms: i64,
         last_status: Option<u16>,
         last_error: Option<String>,
-        dead_letter_reason: Option<String>,
+        dead_letter_reason: Option<DeadLetterReason>,
     ) -> DeliveryEnvelope {
-        let (topic, partition, offset) = self.settle.origin();
         DeliveryEnvelope {
             delivery_id: self.id.clone(),
             endpoint_id: self.endpoint_id.to_string(),
@@ -102,11 +125,11 @@ impl Delivery {
             due_at_ms,
             last_status: last_status.map(i32::from),
             last_error,
-            origin_topic: topic.to_owned(),
-            origin_partition: partition,
-            origin_offset: offset,
+            origin_topic: self.origin.topic.to_string(),
+            origin_partition: self.origin.partition,
+            origin_offset: self.origin.offset,
             history: self.history.clone(),
-            dead_letter_reason,
+            dead_letter_reason: dead_letter_reason.map(|r| r.as_str().to_owned()),
         }
     }
 
@@ -114,11 +137,17 @@ impl Delivery {
     pub fn from_envelope(
         envelope: DeliveryEnvelope,
         settle: Settle,
-        permit: Option<OwnedSemaphorePermit>,
+        in_flight: InFlight,
     ) -> Delivery {
         let event_created_ms =
             created_ms_of(&envelope.body).unwrap_or(envelope.first_attempt_at_ms);
+        let origin = Origin {
+            topic: std::sync::Arc::from(envelope.origin_topic.as_str()),
+            partition: envelope.origin_partition,
+            offset: envelope.origin_offset,
+        };
         Delivery {
+            origin,
             id: envelope.delivery_id,
             endpoint_id: EndpointId::new(envelope.endpoint_id),
             account_id: AccountId::new(envelope.account_id),
@@ -130,7 +159,7 @@ impl Delivery {
             first_attempt_ms: Some(envelope.first_attempt_at_ms),
             history: envelope.history,
             settle,
-            permit,
+            in_flight,
         }
     }
 }

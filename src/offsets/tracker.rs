@@ -102,6 +102,16 @@ impl PartitionOffsets {
     pub fn last_tracked(&self) -> Option<i64> {
         self.last
     }
+
+    /// The offsets after the committable one that still have unsettled deliveries, in
+    /// increasing order (for the commit metadata, see [`super::metadata`]).
+    pub fn unsettled_after_committable(&self) -> impl Iterator<Item = i64> + '_ {
+        self.pending
+            .iter()
+            .skip(1)
+            .filter(|&&(_, n)| n > 0)
+            .map(|&(o, _)| o)
+    }
 }
 
 #[cfg(test)]
@@ -139,6 +149,21 @@ mod tests {
         t.settle(11).unwrap();
         assert_eq!(t.committable(), Some(13));
         assert_eq!(t.in_flight(), 0);
+    }
+
+    #[test]
+    fn lists_what_is_unsettled_behind_the_committable_offset() {
+        let mut t = PartitionOffsets::new();
+        for o in 10..15 {
+            t.track(o, 1).unwrap();
+        }
+        t.settle(11).unwrap();
+        t.settle(13).unwrap();
+        assert_eq!(t.committable(), Some(10));
+        assert_eq!(
+            t.unsettled_after_committable().collect::<Vec<_>>(),
+            vec![12, 14]
+        );
     }
 
     #[test]

@@ -1,0 +1,766 @@
+//! One endpoint's worker: its queue, batching (the pure [`policy`](crate::batch::policy)),
+//! concurrency cap and rate limit, the send of each request, and carrying out the
+//! [`plan`](crate::retry::plan) that follows it. A slow endpoint only ever occupies its own
+//! worker: the dispatcher admits at most `delivery.endpoint_backlog` deliveries per endpoint,
+//! and the worker publishes how fast it drains so intake can tell a slow endpoint (hand the
+//! excess to a retry tier) from a briefly busy one (leave it in Kafka a moment).
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+use tracing::{Instrument, debug, warn};
+
+use crate::batch::policy::{BatchPolicy, Decision, decide};
+use crate::batch::ratelimit::TokenBucket;
+use crate::config::DeliveryConfig;
+use crate::delivery::{
+    DeadLetterReason, Delivery, DeliveryOutcome, DropReason, ErrorClass, batch_id, now_ms,
+};
+use crate::dispatch::classify::{AttemptResult, classify};
+use crate::dispatch::{Entry, Shared};
+use crate::event::batch_body;
+use crate::ids::{EndpointId, Secret};
+use crate::records::AttemptRecord;
+use crate::retry::handoff::{Disabling, Failure};
+use crate::retry::{Plan, RetryAt, Verdict, plan};
+use crate::sign::SignedHeaders;
+use crate::subscriptions::Endpoint;
+
+/// How long a worker with nothing to do stays around before it exits.
+const IDLE_EXIT: Duration = Duration::from_secs(30);
+
+/// An endpoint whose every send slot has been busy this long without a response counts as
+/// slow (hanging).
+const HANG_AFTER: Duration = Duration::from_secs(1);
+
+/// An endpoint whose queue would take longer than this to drain at its pace is slow: what it
+/// cannot hold goes to a retry tier instead of holding its partition back.
+const MAX_DRAIN: Duration = Duration::from_secs(1);
+
+/// How often a worker with a queue looks at its pace again.
+const PACE_CHECK: Duration = Duration::from_millis(250);
+
+/// How often a worker re-reads its endpoint (URL, secrets, limits, status) from the table.
+/// Reading it per request costs a RocksDB read and a decode; a change (a rotation, a
+/// disable) takes effect within this long.
+const ENDPOINT_REFRESH: Duration = Duration::from_secs(1);
+
+/// What intake may know of a worker's queue without asking it.
+#[derive(Debug, Default)]
+pub struct Load {
+    /// Deliveries admitted and not yet taken out to be sent (channel plus queue).
+    pub(crate) queued: AtomicUsize,
+    /// The worker's last verdict on its endpoint: failing, hanging, or too slow to drain
+    /// its queue within [`MAX_DRAIN`].
+    pub(crate) slow: AtomicBool,
+}
+
+/// The endpoint as last read from the table (None: deleted; Err: the read failed).
+type Snapshot = Result<Option<Arc<Endpoint>>, String>;
+
+/// An endpoint's effective limits: its overrides over the configured defaults.
+#[derive(Debug, Clone, PartialEq)]
+struct Limits {
+    concurrency: usize,
+    rate_per_sec: f64,
+    policy: BatchPolicy,
+}
+
+impl Limits {
+    fn of(endpoint: Option<&Endpoint>, config: &DeliveryConfig) -> Self {
+        let defaults = BatchPolicy {
+            enabled: true,
+            max_events: config.batch.max_events,
+            max_bytes: config.batch.max_bytes,
+            linger: config.batch.linger,
+        };
+        let Some(ep) = endpoint else {
+            return Limits {
+                concurrency: config.endpoint_concurrency as usize,
+                rate_per_sec: config.endpoint_rate_limit,
+                policy: defaults,
+            };
+        };
+        let b = &ep.batching;
+        Limits {
+            concurrency: ep
+                .max_concurrency
+                .map_or(config.endpoint_concurrency as usize, |n| n.get() as usize),
+            rate_per_sec: ep
+                .rate_limit_per_sec
+                .map_or(config.endpoint_rate_limit, |n| f64::from(n.get())),
+            policy: BatchPolicy {
+                enabled: b.enabled,
+                max_events: b
+                    .max_events
+                    .map_or(defaults.max_events, |n| n.get() as usize),
+                max_bytes: b.max_bytes.map_or(defaults.max_bytes, |n| n.get() as usize),
+                linger: b
+                    .linger_ms
+                    .map_or(defaults.linger, |ms| Duration::from_millis(u64::from(ms))),
+            },
+        }
+    }
+
+    fn bucket(&self) -> Option<TokenBucket> {
+        (self.rate_per_sec > 0.0)
+            .then(|| TokenBucket::new(self.rate_per_sec, self.rate_per_sec.max(1.0)))
+    }
+
+    /// The most deliveries per second the limits allow, if they bound it.
+    fn ceiling(&self) -> Option<f64> {
+        let per_request = if self.policy.enabled {
+            self.policy.max_events.max(1) as f64
+        } else {
+            1.0
+        };
+        (self.rate_per_sec > 0.0).then_some(self.rate_per_sec * per_request)
+    }
+}
+
+/// How fast the queue drains: deliveries taken out to be sent per second, measured over
+/// whole windows of about a second. Pure; the caller passes the time.
+#[derive(Debug)]
+struct Pace {
+    window_start: Instant,
+    taken: u64,
+    rate: Option<f64>,
+}
+
+impl Pace {
+    fn new(now: Instant) -> Self {
+        Pace {
+            window_start: now,
+            taken: 0,
+            rate: None,
+        }
+    }
+
+    fn took(&mut self, n: usize, now: Instant) {
+        self.roll(now);
+        self.taken += n as u64;
+    }
+
+    fn roll(&mut self, now: Instant) {
+        let elapsed = now.saturating_duration_since(self.window_start);
+        if elapsed >= Duration::from_secs(1) {
+            self.rate = Some(self.taken as f64 / elapsed.as_secs_f64());
+            self.taken = 0;
+            self.window_start = now;
+        }
+    }
+
+    /// How long `queued` deliveries take to drain at the measured pace, bounded by what the
+    /// limits allow; `None` while nothing bounds or measures it.
+    fn drain_time(
+        &mut self,
+        queued: usize,
+        ceiling: Option<f64>,
+        now: Instant,
+    ) -> Option<Duration> {
+        self.roll(now);
+        let rate = match (self.rate, ceiling) {
+            (Some(r), Some(c)) => Some(r.min(c)),
+            (r, c) => r.or(c),
+        }?;
+        if rate <= 0.0 {
+            return Some(Duration::MAX);
+        }
+        Some(Duration::from_secs_f64((queued as f64 / rate).min(1e9)))
+    }
+}
+
+struct Queued {
+    delivery: Delivery,
+    enqueued: Instant,
+}
+
+/// What a finished request tells its worker.
+struct Done {
+    /// False when the endpoint failed the request (a 2xx, or nothing sent, is true).
+    ok: bool,
+}
+
+pub(crate) struct Worker {
+    id: EndpointId,
+    rx: mpsc::UnboundedReceiver<Delivery>,
+    load: Arc<Load>,
+    shared: Arc<Shared>,
+    registry: Arc<Mutex<HashMap<EndpointId, Entry>>>,
+    queue: VecDeque<Queued>,
+    in_flight: usize,
+    done_tx: mpsc::UnboundedSender<Done>,
+    done_rx: mpsc::UnboundedReceiver<Done>,
+    last_failed: bool,
+    last_completion: Instant,
+    pace: Pace,
+    limits: Limits,
+    bucket: Option<TokenBucket>,
+    loaded_at: Option<Instant>,
+    endpoint: Snapshot,
+    /// Set once the dispatcher closes: queued deliveries are dropped unsent.
+    closing: bool,
+}
+
+impl Worker {
+    pub(crate) fn new(
+        id: EndpointId,
+        rx: mpsc::UnboundedReceiver<Delivery>,
+        load: Arc<Load>,
+        shared: Arc<Shared>,
+        registry: Arc<Mutex<HashMap<EndpointId, Entry>>>,
+    ) -> Self {
+        let (done_tx, done_rx) = mpsc::unbounded_channel();
+        let limits = Limits::of(None, &shared.config);
+        let now = Instant::now();
+        Worker {
+            id,
+            rx,
+            load,
+            shared,
+            registry,
+            queue: VecDeque::new(),
+            in_flight: 0,
+            done_tx,
+            done_rx,
+            last_failed: false,
+            last_completion: now,
+            pace: Pace::new(now),
+            bucket: limits.bucket(),
+            limits,
+            loaded_at: None,
+            endpoint: Ok(None),
+            closing: false,
+        }
+    }
+
+    fn refresh(&mut self, now: Instant) {
+        if self
+            .loaded_at
+            .is_some_and(|at| now.duration_since(at) < ENDPOINT_REFRESH)
+        {
+            return;
+        }
+        self.loaded_at = Some(now);
+        self.endpoint = match self.shared.table.get(&self.id) {
+            Ok(endpoint) => Ok(endpoint.map(Arc::new)),
+            Err(e) => Err(e.to_string()),
+        };
+        let current = self.endpoint.as_ref().ok().and_then(|e| e.as_deref());
+        let limits = Limits::of(current, &self.shared.config);
+        if limits != self.limits {
+            self.bucket = limits.bucket();
+            self.limits = limits;
+        }
+    }
+
+    pub(crate) async fn run(mut self) {
+        loop {
+            let wake = if self.closing {
+                None
+            } else {
+                self.start_sends()
+            };
+            self.publish_load();
+            let idle = self.queue.is_empty() && self.in_flight == 0;
+            if self.closing && self.in_flight == 0 {
+                self.leave();
+                return;
+            }
+            tokio::select! {
+                biased;
+                Some(done) = self.done_rx.recv() => {
+                    self.in_flight -= 1;
+                    self.last_failed = !done.ok;
+                    self.last_completion = Instant::now();
+                }
+                () = self.shared.closing.cancelled(), if !self.closing => self.close(),
+                received = self.rx.recv() => match received {
+                    Some(d) => self.enqueue(d),
+                    // The registry dropped our sender: only happens when we removed it.
+                    None => return,
+                },
+                () = sleep_until_opt(wake) => {}
+                () = tokio::time::sleep(PACE_CHECK), if !self.queue.is_empty() => {}
+                () = tokio::time::sleep(IDLE_EXIT), if idle => {
+                    if self.try_exit() {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Tells intake how full and how slow this endpoint is.
+    fn publish_load(&mut self) {
+        let now = Instant::now();
+        let hanging = self.in_flight >= self.limits.concurrency
+            && now.duration_since(self.last_completion) >= HANG_AFTER;
+        let queued = self.queue.len();
+        let too_slow = queued > self.limits.concurrency
+            && self
+                .pace
+                .drain_time(queued, self.limits.ceiling(), now)
+                .is_some_and(|t| t > MAX_DRAIN);
+        self.load
+            .slow
+            .store(self.last_failed || hanging || too_slow, Ordering::Release);
+    }
+
+    /// The dispatcher is closing (shutdown): drop what waits unsent; requests in flight
+    /// finish. Dropped deliveries stay unsettled, so the partition's next owner sends them.
+    fn close(&mut self) {
+        self.closing = true;
+        let mut dropped = self.queue.len();
+        self.queue.clear();
+        while let Ok(d) = self.rx.try_recv() {
+            drop(d);
+            dropped += 1;
+        }
+        self.load.queued.fetch_sub(dropped, Ordering::AcqRel);
+        if dropped > 0 {
+            debug!(
+                dropped,
+                "dropping unsent deliveries at shutdown; they stay uncommitted"
+            );
+        }
+    }
+
+    fn leave(&mut self) {
+        let mut registry = self.registry.lock().unwrap_or_else(|e| e.into_inner());
+        registry.remove(&self.id);
+    }
+
+    /// Leaves the registry if nothing arrived meanwhile. Checked under the registry lock,
+    /// which `submit` holds while sending.
+    fn try_exit(&mut self) -> bool {
+        let mut registry = self.registry.lock().unwrap_or_else(|e| e.into_inner());
+        if !self.rx.is_empty() {
+            return false;
+        }
+        registry.remove(&self.id);
+        debug!("endpoint worker idle, exiting");
+        true
+    }
+
+    fn enqueue(&mut self, delivery: Delivery) {
+        if self.closing || delivery.is_stale() {
+            // Stale: its partition's new owner sends it. Closing: it stays uncommitted.
+            self.load.queued.fetch_sub(1, Ordering::AcqRel);
+            return;
+        }
+        self.queue.push_back(Queued {
+            delivery,
+            enqueued: Instant::now(),
+        });
+    }
+
+    /// Starts as many requests as the limits allow; returns when to look again.
+    fn start_sends(&mut self) -> Option<Instant> {
+        let now = Instant::now();
+        self.refresh(now);
+        while self.in_flight < self.limits.concurrency {
+            let mut stale = 0;
+            while self.queue.front().is_some_and(|q| q.delivery.is_stale()) {
+                self.queue.pop_front();
+                stale += 1;
+            }
+            if stale > 0 {
+                self.load.queued.fetch_sub(stale, Ordering::AcqRel);
+            }
+            let count = match self.next_batch(now) {
+                Decision::Idle => return None,
+                Decision::WaitUntil(at) => return Some(at),
+                Decision::Send { count } => count,
+            };
+            if let Some(bucket) = self.bucket.as_mut()
+                && let Err(wait) = bucket.try_take(now)
+            {
+                return Some(now + wait);
+            }
+            let batch: Vec<Delivery> = self
+                .queue
+                .drain(..count.min(self.queue.len()))
+                .map(|q| q.delivery)
+                .collect();
+            self.load.queued.fetch_sub(batch.len(), Ordering::AcqRel);
+            self.pace.took(batch.len(), now);
+            self.in_flight += 1;
+            let shared = self.shared.clone();
+            let done = self.done_tx.clone();
+            let endpoint = self.endpoint.clone();
+            tokio::spawn(
+                async move {
+                    let ok = send(&shared, endpoint, batch).await;
+                    let _ = done.send(Done { ok });
+                }
+                .in_current_span(),
+            );
+        }
+        None
+    }
+
+    /// Only first attempts read under one partition lease are batched together: a retry
+    /// goes alone (its attempt number and history are its own), and one request never mixes
+    /// partitions, so a revoke cancels whole requests.
+    fn next_batch(&self, now: Instant) -> Decision {
+        let Some(head) = self.queue.front() else {
+            return Decision::Idle;
+        };
+        if head.delivery.attempt != 1 {
+            return Decision::Send { count: 1 };
+        }
+        let lease = head.delivery.lease();
+        let batchable = self
+            .queue
+            .iter()
+            .take(self.limits.policy.max_events.max(1))
+            .take_while(|q| q.delivery.attempt == 1 && Arc::ptr_eq(q.delivery.lease(), lease))
+            .map(|q| (q.delivery.body.len(), q.enqueued))
+            .collect::<Vec<_>>();
+        decide(&self.limits.policy, &batchable, now)
+    }
+}
+
+async fn sleep_until_opt(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// What the attempts log says about one request (or one decision made without a request).
+struct LogEntry<'a> {
+    endpoint: &'a EndpointId,
+    account: &'a str,
+    batch: &'a [Delivery],
+    /// The `webhook-id` and body sent; `None` when nothing was sent.
+    request: Option<(&'a str, &'a Bytes)>,
+    status: Option<u16>,
+    latency_ms: i64,
+    snippet: Option<&'a str>,
+    /// `None` on success.
+    failure: Option<&'a Failure>,
+    outcome: DeliveryOutcome,
+    dead_letter: Option<DeadLetterReason>,
+    next_at_ms: Option<i64>,
+}
+
+fn log(shared: &Shared, entry: LogEntry<'_>) {
+    let Some(first) = entry.batch.first() else {
+        return;
+    };
+    let (delivery_id, body) = match entry.request {
+        Some((id, body)) => (
+            id.to_owned(),
+            Some(String::from_utf8_lossy(body).into_owned()),
+        ),
+        None => (first.id.clone(), None),
+    };
+    shared.handoff.log_attempt(AttemptRecord {
+        delivery_id,
+        endpoint_id: entry.endpoint.to_string(),
+        account_id: entry.account.to_owned(),
+        event_ids: entry.batch.iter().map(|d| d.event_id.to_string()).collect(),
+        attempt: first.attempt as i32,
+        at_ms: now_ms(),
+        outcome: entry.outcome.as_str().to_owned(),
+        status: entry.status.map(i32::from),
+        latency_ms: entry.latency_ms,
+        error: entry.failure.map(Failure::describe),
+        response_snippet: entry.snippet.map(str::to_owned),
+        tier: shared.handoff.tier_of(first),
+        event_types: entry.batch.iter().map(|d| d.event_type.clone()).collect(),
+        batch: entry.batch.len() > 1,
+        error_class: entry.failure.map(|f| f.class.as_str().to_owned()),
+        dead_letter_reason: entry.dead_letter.map(|r| r.as_str().to_owned()),
+        next_attempt_at_ms: entry.next_at_ms,
+        request_body: body,
+    });
+}
+
+/// Deliveries that must not be sent to `endpoint` as it is now: another account's (the id
+/// was reused), a paused endpoint's, a disabled one's. Each is ended here; the rest return.
+async fn gate(shared: &Shared, endpoint: &Endpoint, batch: Vec<Delivery>) -> Vec<Delivery> {
+    let mut sendable = Vec::with_capacity(batch.len());
+    for d in batch {
+        let verdict = if d.account_id != endpoint.account_id {
+            Err(Some(DeadLetterReason::AccountMismatch))
+        } else if !endpoint.enabled {
+            Err(None)
+        } else if endpoint.breaker_disabled() {
+            Err(Some(DeadLetterReason::EndpointDisabled))
+        } else {
+            Ok(())
+        };
+        match verdict {
+            Ok(()) => sendable.push(d),
+            Err(Some(reason)) => {
+                if reason == DeadLetterReason::AccountMismatch {
+                    warn!(delivery_id = %d.id, endpoint_id = %endpoint.id, "endpoint now belongs to another account; dead-lettering instead of sending");
+                }
+                shared
+                    .handoff
+                    .log_decision(&d, DeliveryOutcome::DeadLettered, Some(reason));
+                shared.handoff.dead_letter(d, reason, None).await;
+            }
+            Err(None) => shared.handoff.drop_delivery(d, DropReason::EndpointPaused),
+        }
+    }
+    sendable
+}
+
+/// Sends one request carrying `batch` (one delivery or several read under one lease) and
+/// carries out what follows. Returns false when the endpoint failed the request.
+async fn send(shared: &Shared, endpoint: Snapshot, batch: Vec<Delivery>) -> bool {
+    let endpoint = match endpoint {
+        Ok(Some(ep)) => ep,
+        Ok(None) => {
+            for d in batch {
+                shared.handoff.drop_delivery(d, DropReason::EndpointDeleted);
+            }
+            return true;
+        }
+        Err(e) => {
+            // The table cannot be read: retry later, as for any failure not the receiver's.
+            warn!(error = %e, "cannot read the endpoint; scheduling a retry");
+            let failure = Failure::local(ErrorClass::Other);
+            for d in batch {
+                let attempt = d.attempt;
+                let next = plan(
+                    Verdict::Failed {
+                        class: ErrorClass::Other,
+                        not_before: None,
+                    },
+                    attempt,
+                    &shared.schedule,
+                    crate::retry::breaker::Trip::Closed {
+                        consecutive_failures: 0,
+                    },
+                );
+                match next {
+                    Plan::Retry(at) => shared.handoff.retry(d, at, &failure).await,
+                    _ => {
+                        shared
+                            .handoff
+                            .dead_letter_after(d, DeadLetterReason::RetriesExhausted, &failure)
+                            .await
+                    }
+                }
+            }
+            return true;
+        }
+    };
+    let batch = gate(shared, &endpoint, batch).await;
+    let Some(first) = batch.first() else {
+        return true;
+    };
+    let lease = first.lease().clone();
+    let attempt = first.attempt;
+
+    let now = now_ms();
+    let (webhook_id, body) = if batch.len() == 1 {
+        (first.id.clone(), first.body.clone())
+    } else {
+        let id = batch_id(batch.iter().map(|d| d.id.as_str()));
+        let bodies: Vec<&[u8]> = batch.iter().map(|d| d.body.as_ref()).collect();
+        let created = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(now) * 1_000_000)
+            .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+        (id.clone(), Bytes::from(batch_body(&id, created, &bodies)))
+    };
+    let secrets: Vec<Secret> = endpoint.active_secrets(now).cloned().collect();
+    let (result, detail, snippet, latency) =
+        match SignedHeaders::new(&webhook_id, now / 1000, &body, &secrets) {
+            Err(e) => {
+                warn!(endpoint_id = %endpoint.id, error = %e, "cannot sign the request");
+                (
+                    AttemptResult::NoResponse(ErrorClass::Signing),
+                    Some(e.to_string()),
+                    None,
+                    Duration::ZERO,
+                )
+            }
+            Ok(headers) => {
+                shared.metrics.batch_size.observe(batch.len() as f64);
+                let exchange = tokio::select! {
+                    exchange = shared.http.post(&endpoint.url, &headers, body.clone()) => exchange,
+                    // The partition was revoked or the drain timed out: the request is abandoned
+                    // and its deliveries stay unsettled for whoever reads them next.
+                    () = lease.revoked() => return true,
+                    () = shared.abort.cancelled() => return true,
+                };
+                shared
+                    .metrics
+                    .request_duration
+                    .observe(exchange.latency.as_secs_f64());
+                (
+                    exchange.result,
+                    exchange.detail,
+                    exchange.snippet,
+                    exchange.latency,
+                )
+            }
+        };
+    if lease.is_revoked() {
+        // Its new owner sends it again: no retry record, no breaker count from here.
+        return true;
+    }
+    let verdict = classify(&result, SystemTime::now());
+    let failure = match verdict {
+        Verdict::Delivered => None,
+        Verdict::Gone => Some(ErrorClass::Http4xx),
+        Verdict::Failed { class, .. } => Some(class),
+    }
+    .map(|class| Failure {
+        status: result.status(),
+        class,
+        not_before: match verdict {
+            Verdict::Failed { not_before, .. } => not_before,
+            _ => None,
+        },
+        latency_ms: latency.as_millis() as i64,
+        snippet: snippet.clone(),
+    });
+    shared.metrics.attempt(failure.as_ref().map(|f| f.class));
+    let request = Some((webhook_id.as_str(), &body));
+    let account = endpoint.account_id.as_str();
+
+    let latency_ms = latency.as_millis() as i64;
+    let Some(failure) = failure else {
+        shared.breaker().record_success(&endpoint.id);
+        log(
+            shared,
+            LogEntry {
+                endpoint: &endpoint.id,
+                account,
+                batch: &batch,
+                request,
+                status: result.status(),
+                latency_ms,
+                snippet: snippet.as_deref(),
+                failure: None,
+                outcome: DeliveryOutcome::Delivered,
+                dead_letter: None,
+                next_at_ms: None,
+            },
+        );
+        shared.handoff.delivered(batch);
+        return true;
+    };
+    if let Some(detail) = &detail {
+        debug!(endpoint_id = %endpoint.id, error = %detail, class = failure.class.as_str(), "attempt failed");
+    }
+    let trip = shared
+        .breaker()
+        .record_failure(&endpoint.id, endpoint.status_epoch());
+    let plan = plan(verdict, attempt, &shared.schedule, trip);
+    let entry = |batch, outcome, dead_letter, next_at_ms| LogEntry {
+        endpoint: &endpoint.id,
+        account,
+        batch,
+        request,
+        status: failure.status,
+        latency_ms,
+        snippet: failure.snippet.as_deref(),
+        failure: Some(&failure),
+        outcome,
+        dead_letter,
+        next_at_ms,
+    };
+    let (retry_at, dead_letter): (Option<RetryAt>, Option<DeadLetterReason>) = match plan {
+        Plan::Delivered => (None, None),
+        Plan::Retry(at) => (Some(at), None),
+        Plan::Disable {
+            reason,
+            dead_letter,
+            otherwise,
+        } => {
+            let disabling = shared.handoff.disable(&endpoint, reason, &failure).await;
+            shared.breaker().forget(&endpoint.id);
+            match (disabling, otherwise) {
+                (Disabling::Deleted, _) => {
+                    for d in batch {
+                        shared.handoff.drop_delivery(d, DropReason::EndpointDeleted);
+                    }
+                    return false;
+                }
+                (Disabling::StillEnabled, Some(at)) => (Some(at), None),
+                (Disabling::Disabled | Disabling::StillEnabled, _) => (None, Some(dead_letter)),
+            }
+        }
+    };
+    match (retry_at, dead_letter) {
+        (Some(at), _) => {
+            log(
+                shared,
+                entry(
+                    &batch,
+                    DeliveryOutcome::RetryScheduled,
+                    None,
+                    Some(now_ms() + at.delay.as_millis() as i64),
+                ),
+            );
+            for d in batch {
+                shared.handoff.retry(d, at, &failure).await;
+            }
+        }
+        (None, Some(reason)) => {
+            log(
+                shared,
+                entry(&batch, DeliveryOutcome::DeadLettered, Some(reason), None),
+            );
+            for d in batch {
+                shared.handoff.dead_letter_after(d, reason, &failure).await;
+            }
+        }
+        (None, None) => {}
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pace_is_measured_over_whole_windows_and_bounded_by_the_limits() {
+        let t0 = Instant::now();
+        let mut pace = Pace::new(t0);
+        assert_eq!(pace.drain_time(100, None, t0), None, "nothing known yet");
+        assert_eq!(
+            pace.drain_time(100, Some(10.0), t0),
+            Some(Duration::from_secs(10)),
+            "the rate limit alone bounds it"
+        );
+        pace.took(500, t0 + Duration::from_millis(100));
+        pace.took(500, t0 + Duration::from_millis(900));
+        let t1 = t0 + Duration::from_secs(1);
+        // A thousand taken in the first second: a thousand queued drain in a second.
+        let drain = pace.drain_time(1000, None, t1).expect("measured");
+        assert!(drain <= Duration::from_millis(1001), "{drain:?}");
+        // The limit wins when it is lower than what was measured.
+        assert_eq!(
+            pace.drain_time(100, Some(1.0), t1),
+            Some(Duration::from_secs(100))
+        );
+    }
+
+    #[test]
+    fn the_ceiling_counts_events_per_request_when_batching() {
+        let config = crate::config::Config::load_from(None, &[]).expect("defaults");
+        let mut limits = Limits::of(None, &config.delivery);
+        limits.rate_per_sec = 2.0;
+        assert_eq!(
+            limits.ceiling(),
+            Some(2.0 * config.delivery.batch.max_events as f64)
+        );
+        limits.policy.enabled = false;
+        assert_eq!(limits.ceiling(), Some(2.0));
+        limits.rate_per_sec = 0.0;
+        assert_eq!(limits.ceiling(), None);
+    }
+}
