@@ -52,8 +52,9 @@ fn now_ms() -> i64 {
     hookrelay::delivery::now_ms()
 }
 
-/// A disabled endpoint as the breaker leaves it, with `contact` as its owner's address.
-fn disabled(id: &str, account: &str, contact: Option<&str>) -> Endpoint {
+/// An endpoint with `contact` as its owner's address. (The breaker disables it with a
+/// status record of its own; the notices below stand for that.)
+fn owned(id: &str, account: &str, contact: Option<&str>) -> Endpoint {
     let mut ep = endpoint(
         id,
         account,
@@ -61,11 +62,6 @@ fn disabled(id: &str, account: &str, contact: Option<&str>) -> Endpoint {
         &[],
         &secret(),
     );
-    ep.enabled = false;
-    ep.disabled_reason = Some("consecutive_failures".into());
-    ep.disabled_at_ms = Some(now_ms() - 1_000);
-    ep.updated_at_ms = ep.disabled_at_ms;
-    ep.version = 2;
     ep.contact_email = contact.map(str::to_owned);
     ep
 }
@@ -135,11 +131,11 @@ async fn each_notice_becomes_one_e_mail_to_the_owner_with_what_happened_and_how_
     publish_endpoints(
         &config,
         &[
-            disabled("ep_owned", "acct_a", Some("owner@customer.example")),
+            owned("ep_owned", "acct_a", Some("owner@customer.example")),
             // No contact of its own: the account's default (its other endpoint's contact).
-            disabled("ep_shared", "acct_a", None),
+            owned("ep_shared", "acct_a", None),
             // No contact anywhere in its account: the operator's fallback.
-            disabled("ep_orphan", "acct_b", None),
+            owned("ep_orphan", "acct_b", None),
         ],
     )
     .await;
@@ -260,9 +256,9 @@ async fn a_notice_without_a_recipient_or_refused_for_good_is_skipped_and_counted
     publish_endpoints(
         &config,
         &[
-            disabled("ep_bounce", "acct_c", Some("gone@customer.example")),
-            disabled("ep_nobody", "acct_d", None),
-            disabled("ep_fine", "acct_e", Some("fine@customer.example")),
+            owned("ep_bounce", "acct_c", Some("gone@customer.example")),
+            owned("ep_nobody", "acct_d", None),
+            owned("ep_fine", "acct_e", Some("fine@customer.example")),
         ],
     )
     .await;
@@ -306,11 +302,7 @@ async fn while_the_smtp_server_is_down_the_notice_is_retried_and_sent_once_it_is
     harness::create_topics(&config).await;
     publish_endpoints(
         &config,
-        &[disabled(
-            "ep_wait",
-            "acct_w",
-            Some("owner@customer.example"),
-        )],
+        &[owned("ep_wait", "acct_w", Some("owner@customer.example"))],
     )
     .await;
     let app = RunningApp::start(config.clone()).await;
@@ -383,11 +375,7 @@ async fn a_notifier_killed_mid_send_loses_nothing_and_resends_with_the_same_mess
     harness::create_topics(&config).await;
     publish_endpoints(
         &config,
-        &[disabled(
-            "ep_kill",
-            "acct_k",
-            Some("owner@customer.example"),
-        )],
+        &[owned("ep_kill", "acct_k", Some("owner@customer.example"))],
     )
     .await;
     let n = notice("ep_kill", "acct_k");
@@ -523,7 +511,7 @@ async fn e_mails_go_over_starttls_and_implicit_tls_with_authentication() {
         harness::create_topics(&config).await;
         publish_endpoints(
             &config,
-            &[disabled("ep_tls", "acct_t", Some("owner@customer.example"))],
+            &[owned("ep_tls", "acct_t", Some("owner@customer.example"))],
         )
         .await;
         let (registry, stop, handle) = run_notifier(config.clone()).await;
