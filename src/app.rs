@@ -164,12 +164,13 @@ pub async fn run(
         })
     };
 
-    // Owner e-mails, when configured to run here (else `hookrelay notify` runs them).
+    // Owner e-mails, when configured to run here (else `hookrelay notify` runs them). Its
+    // metrics are exported either way, at zero when it does not run here.
+    let notify_metrics =
+        NotifyMetrics::new(&registry).context("registering the notifier's metrics")?;
     let notifier = if config.notify.enabled {
-        let metrics =
-            NotifyMetrics::new(&registry).context("registering the notifier's metrics")?;
-        let notifier =
-            Notifier::new(&config, table.clone(), metrics).context("starting the notifier")?;
+        let notifier = Notifier::new(&config, table.clone(), notify_metrics)
+            .context("starting the notifier")?;
         Some(tokio::spawn(notifier.run(shutdown.clone())))
     } else {
         None

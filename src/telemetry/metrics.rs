@@ -323,7 +323,8 @@ impl Metrics {
     }
 }
 
-/// The notifier's metrics (owner e-mails), registered only where the notifier runs.
+/// The notifier's metrics (owner e-mails): `run` registers them whether or not the notifier
+/// runs there (at zero if not), `hookrelay notify` registers only these.
 #[derive(Clone)]
 pub struct NotifyMetrics {
     /// Notices finished with, by outcome ([`NOTIFICATION_OUTCOMES`]).
