@@ -69,6 +69,9 @@ pub enum NotifyError {
 /// abandoned, uncommitted, and sent again by whoever reads the notice next.
 const STOP_GRACE: Duration = Duration::from_secs(5);
 
+/// How long the loop rests after the consumer reported an error.
+const CONSUMER_ERROR_PAUSE: Duration = Duration::from_millis(500);
+
 /// The notifier: one consumer, one SMTP client, the table to find recipients in.
 pub struct Notifier {
     consumer: StreamConsumer,
@@ -209,6 +212,8 @@ impl Notifier {
                         Ok(m) => m.detach(),
                         Err(e) => {
                             warn!(error = %e, "the notifier's consumer reported an error");
+                            // Not a tight loop while the brokers are away.
+                            tokio::time::sleep(CONSUMER_ERROR_PAUSE).await;
                             continue;
                         }
                     },

@@ -117,6 +117,24 @@ async fn wait_metric(
     }
 }
 
+/// Waits until the notifier counted `n` e-mails sent, then checks it counted no more.
+async fn wait_sent(registry: &Registry, n: f64) {
+    let sent = "outcome=\"sent\"";
+    wait_metric(
+        registry,
+        "hookrelay_notifications_total",
+        sent,
+        n,
+        Duration::from_secs(10),
+    )
+    .await;
+    let text = hookrelay::telemetry::metrics::render(registry);
+    assert_eq!(
+        metric_value(&text, "hookrelay_notifications_total", sent),
+        n
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_notice_becomes_one_e_mail_to_the_owner_with_what_happened_and_how_to_fix_it() {
     let smtp = SmtpServer::start(free_port(), &[]).await;
@@ -234,10 +252,8 @@ async fn each_notice_becomes_one_e_mail_to_the_owner_with_what_happened_and_how_
         assert_eq!(smtp.mails_with_id(&message_id(n)).len(), 1, "{} once", n.id);
     }
     assert_eq!(smtp.mails().len(), 4);
-    assert_eq!(
-        app.metric("hookrelay_notifications_total", "outcome=\"sent\""),
-        4.0
-    );
+    // The server reports a message before its 250 reaches the notifier, which counts after.
+    wait_sent(&app.registry, 4.0).await;
     assert_eq!(
         app.metric(
             "hookrelay_notification_smtp_attempts_total",
@@ -280,6 +296,7 @@ async fn a_notice_without_a_recipient_or_refused_for_good_is_skipped_and_counted
         1,
         "the refused recipient was tried once"
     );
+    wait_sent(&app.registry, 1.0).await;
     let m = |labels| app.metric("hookrelay_notifications_total", labels);
     assert_eq!(m("outcome=\"rejected\""), 1.0);
     assert_eq!(m("outcome=\"no_recipient\""), 1.0);
@@ -341,10 +358,7 @@ async fn while_the_smtp_server_is_down_the_notice_is_retried_and_sent_once_it_is
         1,
         "accepted once"
     );
-    assert_eq!(
-        app.metric("hookrelay_notifications_total", "outcome=\"sent\""),
-        2.0
-    );
+    wait_sent(&app.registry, 2.0).await;
     app.stop().await.expect("clean stop");
 }
 
@@ -370,7 +384,7 @@ fn spawn_notify(config: &Config, dir: &std::path::Path) -> tokio::process::Child
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_notifier_killed_mid_send_loses_nothing_and_resends_with_the_same_message_id() {
     // The server holds its answer to the first message's data for a while.
-    let smtp = SmtpServer::start(free_port(), &["--hold-first", "4"]).await;
+    let smtp = SmtpServer::start(free_port(), &["--hold-first", "10"]).await;
     let (config, dir) = notify_config(smtp.port, &[("HOOKRELAY__NOTIFY__ENABLED", "false")]);
     harness::create_topics(&config).await;
     publish_endpoints(
@@ -530,11 +544,7 @@ async fn e_mails_go_over_starttls_and_implicit_tls_with_authentication() {
             "{mode}: authenticated"
         );
         assert_eq!(mail.rcpt_tos, vec!["owner@customer.example".to_owned()]);
-        let text = hookrelay::telemetry::metrics::render(&registry);
-        assert_eq!(
-            metric_value(&text, "hookrelay_notifications_total", "outcome=\"sent\""),
-            1.0
-        );
+        wait_sent(&registry, 1.0).await;
         let _ = stop.send(true);
         tokio::time::timeout(Duration::from_secs(30), handle)
             .await
