@@ -6,7 +6,8 @@
 //! [`dispatch`] (per-endpoint workers, [`batch`]ing and limits, [`sign`]ing, HTTP) →
 //! [`retry`] (the plan after an attempt, delay tiers, dead letters, circuit breaker).
 //! Below them all: [`offsets`] (at-least-once bookkeeping) and [`lifecycle`] (shutdown and
-//! readiness). [`admin`] and [`telemetry`] serve operators; [`app`] wires it together.
+//! readiness). [`admin`] and [`telemetry`] serve operators; [`notify`] e-mails the owners of
+//! disabled endpoints; [`app`] wires it together.
 
 pub mod admin;
 pub mod app;
@@ -21,6 +22,7 @@ pub mod ids;
 pub mod ingest;
 pub mod kafka;
 pub mod lifecycle;
+pub mod notify;
 pub mod offsets;
 pub mod records;
 pub mod retry;

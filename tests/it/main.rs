@@ -6,13 +6,16 @@
 mod common;
 mod harness;
 mod receiver;
+mod smtp;
 
 mod config_check;
 mod contract;
 mod dashboards;
 mod delivery;
 mod demo;
+mod notify;
 mod pressure;
 mod retry;
+mod secured;
 mod subscriptions;
 mod topics;
