@@ -229,7 +229,10 @@ async fn scenario(events: usize, endpoints: usize, hanging: usize, batching: boo
     while sinks.healthy_events.load(Ordering::Relaxed) < want && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
         let text = hookrelay::telemetry::metrics::render(&registry);
-        for line in text.lines().filter(|l| l.starts_with("hookrelay_paused_partitions{")) {
+        for line in text
+            .lines()
+            .filter(|l| l.starts_with("hookrelay_paused_partitions{"))
+        {
             if !line.ends_with(" 0")
                 && let Some(reason) = line.split('"').nth(1)
             {
