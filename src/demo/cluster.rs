@@ -17,7 +17,7 @@ use crate::config::{Config, RetryTier};
 use crate::event::current_schema_name;
 use crate::kafka::topics::{TopicSpec, ensure_topics};
 
-use super::{DEMO_SCHEMA_ID, DEMO_TIERS_SECS, DemoError, kafka};
+use super::common::{DEMO_SCHEMA_ID, DEMO_TIERS_SECS, DemoError, kafka};
 
 /// Turns a loaded config into the demo's: tiers in seconds, loopback allowed, a private data
 /// dir, terse logs; on a real cluster (`prefix` given) topics and group of its own.
@@ -167,7 +167,7 @@ mod tests {
 
     use super::*;
     use crate::config::Config;
-    use crate::demo::DEMO_TIERS_SECS;
+    use crate::demo::common::DEMO_TIERS_SECS;
     use crate::kafka::topics::topic_specs;
 
     const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);

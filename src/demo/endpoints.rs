@@ -1,8 +1,8 @@
 //! The demo's accounts and endpoints: which receiver each endpoint points at and which
 //! event types it subscribes to.
 
+use super::common::{ACME, GLOBEX};
 use super::receivers::{Receivers, Role};
-use super::{ACME, GLOBEX};
 
 use crate::delivery::now_ms;
 use crate::event::EventType;

@@ -11,7 +11,7 @@ use tokio::sync::watch;
 use crate::event::{EventType, LicenseEvent, encode_avro, encode_confluent, encode_json};
 use crate::ids::{AccountId, EventId};
 
-use super::{ACME, BURST_AFTER, DEMO_SCHEMA_ID, DemoError, GLOBEX, PRODUCE_TIMEOUT};
+use super::common::{ACME, BURST_AFTER, DEMO_SCHEMA_ID, DemoError, GLOBEX, PRODUCE_TIMEOUT};
 
 /// How an input record is encoded; the service accepts all three on the same topic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

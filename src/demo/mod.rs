@@ -12,6 +12,7 @@
 //! consumer group of its own that it deletes at the end.
 
 mod cluster;
+mod common;
 mod endpoints;
 mod feed;
 mod mail;
@@ -25,7 +26,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use prometheus::Registry;
-use rdkafka::error::KafkaError;
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{FutureProducer, Producer};
 use tokio::sync::watch;
@@ -34,6 +34,8 @@ use crate::kafka::topics::topic_specs;
 use crate::subscriptions::{SubscriptionTable, publish};
 
 use cluster::{admin_listen, create_external_topics, create_mock_topics, delete_external_topics};
+pub use common::DemoError;
+use common::kafka;
 use endpoints::demo_endpoints;
 use feed::{Feed, Produced};
 use mail::show_owner_emails;
@@ -45,26 +47,6 @@ pub use endpoints::{account_of, subscribed_types};
 pub use feed::{Encoding, burst_event, stream_event};
 pub use progress::{Snapshot, progress_line};
 pub use receivers::{Role, events_in_body};
-
-/// The retry schedule of the demo: the production tiers (1m, 5m, 30m, 2h, 24h) scaled down
-/// so a delivery runs through all of them in half a minute.
-const DEMO_TIERS_SECS: [u64; 5] = [2, 4, 6, 8, 10];
-/// How long the slow receiver takes to answer: slower than everything else, well within
-/// the 5 s request timeout.
-const SLOW_ANSWER: Duration = Duration::from_millis(1500);
-/// When the bulk import starts, counted from the moment the service is running.
-const BURST_AFTER: Duration = Duration::from_secs(5);
-/// Bound on producing one record (the mock cluster answers in milliseconds).
-const PRODUCE_TIMEOUT: Duration = Duration::from_secs(10);
-/// The schema registry id the demo's Confluent-framed records carry; the config maps it to
-/// the current license event schema, as an operator without a registry would.
-const DEMO_SCHEMA_ID: u32 = 1;
-/// Path every sample receiver listens on.
-const RECEIVER_PATH: &str = "/webhook";
-
-/// The two sample customers.
-const ACME: &str = "acct_acme";
-const GLOBEX: &str = "acct_globex";
 
 /// Options of `hookrelay demo`.
 #[derive(Debug, Clone, clap::Args)]
@@ -87,47 +69,6 @@ pub struct DemoOptions {
     /// Events in the bulk import for one account, five seconds in (0: none).
     #[arg(long, default_value_t = 2000)]
     pub burst: usize,
-}
-
-/// What can go wrong while setting the demo up. Each names the step.
-#[derive(Debug, thiserror::Error)]
-pub enum DemoError {
-    #[error("--rate must be a positive number of events per second, not {0}")]
-    Rate(f64),
-    #[error("starting a sample receiver on loopback")]
-    Receiver(#[source] std::io::Error),
-    #[error("building a sample receiver's URL")]
-    ReceiverUrl(#[source] url::ParseError),
-    #[error("creating the working directory {path}")]
-    WorkDir {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("Kafka: {action}")]
-    Kafka {
-        action: &'static str,
-        #[source]
-        source: KafkaError,
-    },
-    #[error("creating topic {topic} on the mock cluster")]
-    MockTopic {
-        topic: String,
-        #[source]
-        source: KafkaError,
-    },
-    #[error("producing to {topic}")]
-    Produce {
-        topic: String,
-        #[source]
-        source: KafkaError,
-    },
-    #[error("encoding a sample event")]
-    Encode(#[source] crate::event::CodecError),
-}
-
-fn kafka(action: &'static str) -> impl FnOnce(KafkaError) -> DemoError {
-    move |source| DemoError::Kafka { action, source }
 }
 
 /// Runs the demo until Ctrl-C/SIGTERM or `--duration`, then prints a summary.

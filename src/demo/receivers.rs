@@ -16,7 +16,7 @@ use tokio::task::JoinHandle;
 use crate::ids::Secret;
 use crate::sign::{WEBHOOK_ID, WEBHOOK_SIGNATURE, WEBHOOK_TIMESTAMP, generate_secret, verify};
 
-use super::{DemoError, RECEIVER_PATH, SLOW_ANSWER};
+use super::common::{DemoError, RECEIVER_PATH, SLOW_ANSWER};
 
 /// How a sample receiver answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
