@@ -105,6 +105,7 @@ pub async fn run(
         metrics.clone(),
     ));
     let in_flight = InFlightCounter::new(metrics.in_flight.clone());
+    let (room_tx, room_rx) = tokio::sync::mpsc::unbounded_channel();
     let threshold = NonZeroU32::new(config.retry.breaker_threshold).unwrap_or(NonZeroU32::MIN);
     let dispatcher = Arc::new(Dispatcher::new(Arc::new(Shared {
         http: HttpSender::new(&config.delivery)?,
@@ -116,6 +117,7 @@ pub async fn run(
         breaker: Mutex::new(CircuitBreaker::new(threshold)),
         closing: CancellationToken::new(),
         abort: CancellationToken::new(),
+        room_tx,
         latency_reference: std::sync::atomic::AtomicU64::new(0),
     })));
     let ingest = Ingest::new(IngestParts {
@@ -132,6 +134,7 @@ pub async fn run(
         handoff,
         metrics: metrics.clone(),
         in_flight,
+        room_rx,
         max_in_flight: config.delivery.max_in_flight,
         readiness: readiness.clone(),
     })?;
