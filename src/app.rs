@@ -33,6 +33,8 @@ use crate::telemetry::Metrics;
 /// What a running instance exposes to its caller (the CLI, the demo, tests).
 pub struct Started {
     pub admin_addr: SocketAddr,
+    /// Where the customer API and dashboard answer (`None` when `api.enabled` is off).
+    pub api_addr: Option<SocketAddr>,
     pub table: Arc<SubscriptionTable>,
     pub readiness: Arc<Readiness>,
 }
@@ -53,11 +55,13 @@ pub async fn run(
     let metrics = Metrics::new(&registry).context("registering metrics")?;
     metrics.init_tiers(config.retry.tiers.len());
     let readiness = Arc::new(Readiness::default());
+    let late = admin::LateRoutes::default();
     let admin_addr = admin::serve(
         config.admin.listen,
         admin::router(AdminState {
             registry: registry.clone(),
             readiness: readiness.clone(),
+            late: late.clone(),
         }),
         shutdown.clone(),
     )
@@ -92,6 +96,28 @@ pub async fn run(
         .create()
         .context("creating the producer")?;
     readiness.producer_healthy.store(true, Ordering::Release);
+    let api = if config.api.enabled {
+        Some(
+            crate::api::start(&config, table.clone(), producer.clone(), metrics.clone())
+                .await
+                .context("starting the customer API")?,
+        )
+    } else {
+        None
+    };
+    let api_addr = match (&api, config.api.listen) {
+        (None, _) => None,
+        (Some(api), None) => {
+            late.set(api.router.clone());
+            Some(admin_addr)
+        }
+        (Some(api), Some(addr)) => {
+            Some(admin::serve(addr, api.router.clone(), shutdown.clone()).await?)
+        }
+    };
+    if let Some(addr) = api_addr {
+        info!(%addr, "customer API listening (/v1, /dashboard)");
+    }
     let schedule = RetrySchedule::new(config.retry.tiers.iter().map(|t| t.delay).collect())
         .context("retry.tiers")?;
     let handoff = Arc::new(Handoff::new(
@@ -162,6 +188,7 @@ pub async fn run(
 
     on_started(&Started {
         admin_addr,
+        api_addr,
         table: table.clone(),
         readiness: readiness.clone(),
     });
@@ -172,6 +199,10 @@ pub async fn run(
     let _ = producer.flush(Duration::from_secs(5));
     table.shutdown();
     let _ = follower.await;
+    if let Some(api) = api {
+        api.table.shutdown();
+        let _ = api.follower.await;
+    }
     Ok(())
 }
 

@@ -56,6 +56,7 @@ pub struct Config {
     pub subscriptions: SubscriptionsConfig,
     pub codec: CodecConfig,
     pub admin: AdminConfig,
+    pub api: ApiConfig,
     pub log: LogConfig,
     pub shutdown: ShutdownConfig,
 }
@@ -80,6 +81,7 @@ pub struct TopicsConfig {
     pub attempts: String,
     pub notifications: String,
     pub requests: String,
+    pub api_keys: String,
     pub replication_factor: u16,
     pub partitions: PartitionsConfig,
     pub retention: RetentionConfig,
@@ -96,6 +98,7 @@ pub struct PartitionsConfig {
     pub attempts: u16,
     pub notifications: u16,
     pub requests: u16,
+    pub api_keys: u16,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -165,6 +168,36 @@ pub struct AdminConfig {
     pub listen: SocketAddr,
 }
 
+/// The customer API (`/v1`) and the dashboard (`/dashboard`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiConfig {
+    pub enabled: bool,
+    /// An address of its own; `None` serves the API on the admin server's address.
+    #[serde(default)]
+    pub listen: Option<SocketAddr>,
+    /// This process's RocksDB directory for the attempts log and the API keys.
+    pub data_dir: PathBuf,
+    pub https_required: bool,
+    /// When not empty, endpoint URLs must name one of these hosts (`.example.com` also
+    /// admits its subdomains).
+    pub allowed_url_hosts: Vec<String>,
+    #[serde(with = "humantime_serde")]
+    pub secret_rotation_overlap: Duration,
+    #[serde(with = "humantime_serde")]
+    pub max_secret_rotation_overlap: Duration,
+    pub rate_limit_per_key: f64,
+    pub rate_limit_burst: u32,
+    pub max_body_bytes: usize,
+    #[serde(with = "humantime_serde")]
+    pub attempts_retention: Duration,
+    pub replay_max: u32,
+    pub replays_running_max: usize,
+    /// Source addresses or networks of deliveries, shown to customers for allowlisting.
+    pub egress_ips: Vec<String>,
+    pub dashboard: bool,
+}
+
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
@@ -222,6 +255,7 @@ impl Config {
             ("topics.attempts", &t.attempts),
             ("topics.notifications", &t.notifications),
             ("topics.requests", &t.requests),
+            ("topics.api_keys", &t.api_keys),
         ];
         names.extend(
             self.retry
@@ -250,6 +284,7 @@ impl Config {
             ("topics.partitions.attempts", p.attempts),
             ("topics.partitions.notifications", p.notifications),
             ("topics.partitions.requests", p.requests),
+            ("topics.partitions.api_keys", p.api_keys),
         ] {
             if n == 0 {
                 return Err(invalid(key, "must be at least 1"));
@@ -310,8 +345,72 @@ impl Config {
         if self.subscriptions.data_dir.as_os_str().is_empty() {
             return Err(invalid("subscriptions.data_dir", "must not be empty"));
         }
+        self.validate_api()?;
         tracing_subscriber::EnvFilter::try_new(&self.log.filter)
             .map_err(|e| invalid("log.filter", e.to_string()))?;
+        Ok(())
+    }
+
+    fn validate_api(&self) -> Result<(), ConfigError> {
+        let a = &self.api;
+        if a.enabled && a.data_dir.as_os_str().is_empty() {
+            return Err(invalid("api.data_dir", "must not be empty"));
+        }
+        if a.enabled && a.data_dir == self.subscriptions.data_dir {
+            return Err(invalid(
+                "api.data_dir",
+                "must differ from subscriptions.data_dir (each is a RocksDB directory of its own)",
+            ));
+        }
+        if !(a.rate_limit_per_key.is_finite() && a.rate_limit_per_key > 0.0) {
+            return Err(invalid(
+                "api.rate_limit_per_key",
+                "must be a positive number of requests per second",
+            ));
+        }
+        if a.rate_limit_burst == 0 {
+            return Err(invalid("api.rate_limit_burst", "must be at least 1"));
+        }
+        if a.max_body_bytes < 1024 {
+            return Err(invalid("api.max_body_bytes", "must be at least 1024"));
+        }
+        if a.attempts_retention.is_zero() {
+            return Err(invalid(
+                "api.attempts_retention",
+                "must be longer than zero",
+            ));
+        }
+        if a.secret_rotation_overlap > a.max_secret_rotation_overlap {
+            return Err(invalid(
+                "api.secret_rotation_overlap",
+                "must not be longer than api.max_secret_rotation_overlap",
+            ));
+        }
+        if a.replay_max == 0 {
+            return Err(invalid("api.replay_max", "must be at least 1"));
+        }
+        if a.replays_running_max == 0 {
+            return Err(invalid("api.replays_running_max", "must be at least 1"));
+        }
+        for ip in &a.egress_ips {
+            let parsed = ip.parse::<IpNet>().is_ok() || ip.parse::<std::net::IpAddr>().is_ok();
+            if !parsed {
+                return Err(invalid(
+                    "api.egress_ips",
+                    format!("{ip:?} is neither an IP address nor a network like 203.0.113.0/24"),
+                ));
+            }
+        }
+        if let Some(host) = a
+            .allowed_url_hosts
+            .iter()
+            .find(|h| h.trim_start_matches('.').is_empty() || h.contains(['/', ':', ' ']))
+        {
+            return Err(invalid(
+                "api.allowed_url_hosts",
+                format!("{host:?} is not a host name (e.g. hooks.example.com or .example.com)"),
+            ));
+        }
         Ok(())
     }
 

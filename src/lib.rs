@@ -6,9 +6,11 @@
 //! [`dispatch`] (per-endpoint workers, [`batch`]ing and limits, [`sign`]ing, HTTP) →
 //! [`retry`] (the plan after an attempt, delay tiers, dead letters, circuit breaker).
 //! Below them all: [`offsets`] (at-least-once bookkeeping) and [`lifecycle`] (shutdown and
-//! readiness). [`admin`] and [`telemetry`] serve operators; [`app`] wires it together.
+//! readiness). [`admin`] and [`telemetry`] serve operators, [`api`] customers (the `/v1` API
+//! and the dashboard); [`app`] wires it together.
 
 pub mod admin;
+pub mod api;
 pub mod app;
 pub mod batch;
 pub mod cli;

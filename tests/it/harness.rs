@@ -42,6 +42,7 @@ pub fn test_config(tiers_secs: &[u64], overrides: &[(&str, &str)]) -> (Config, t
             format!("{p}-notifications"),
         ),
         ("HOOKRELAY__TOPICS__REQUESTS", format!("{p}-requests")),
+        ("HOOKRELAY__TOPICS__API_KEYS", format!("{p}-api-keys")),
         ("HOOKRELAY__TOPICS__PARTITIONS__EVENTS", "4".to_owned()),
         (
             "HOOKRELAY__TOPICS__PARTITIONS__SUBSCRIPTIONS",
@@ -60,6 +61,12 @@ pub fn test_config(tiers_secs: &[u64], overrides: &[(&str, &str)]) -> (Config, t
             "HOOKRELAY__SUBSCRIPTIONS__DATA_DIR",
             dir.path().join("subs").display().to_string(),
         ),
+        (
+            "HOOKRELAY__API__DATA_DIR",
+            dir.path().join("api").display().to_string(),
+        ),
+        // Test receivers are plain http on loopback.
+        ("HOOKRELAY__API__HTTPS_REQUIRED", "false".to_owned()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))

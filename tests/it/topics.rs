@@ -24,7 +24,7 @@ async fn creates_every_topic_with_its_settings_and_is_idempotent() {
     let config = isolated_config();
     let admin = common::admin();
     let specs = topic_specs(&config);
-    assert_eq!(specs.len(), 7 + 3);
+    assert_eq!(specs.len(), 8 + 3);
 
     let first = ensure_topics(&admin, &specs).await.expect("first run");
     assert!(
