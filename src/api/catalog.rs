@@ -142,6 +142,7 @@ pub fn event_type_list() -> Vec<EventTypeView> {
 #[utoipa::path(
     get,
     path = "/v1/event-types",
+    operation_id = "list_event_types",
     tag = "catalog",
     summary = "Event types",
     description = "Every event type, when it is sent, and the JSON Schema of its body. Bursts arrive as a batch: `{\"id\":\"bat_…\",\"type\":\"batch\",\"created\":…,\"data\":{\"events\":[…]}}` of such bodies (unless the endpoint opts out).",
@@ -157,6 +158,7 @@ pub async fn event_types(_caller: Caller) -> Json<EventTypeList> {
 #[utoipa::path(
     get,
     path = "/v1/egress-ips",
+    operation_id = "get_egress_ips",
     tag = "catalog",
     summary = "Where deliveries come from",
     description = "The source addresses of webhook requests, to allowlist in a firewall.",
@@ -172,6 +174,7 @@ pub async fn egress_ips(State(state): State<ApiState>, _caller: Caller) -> Json<
 #[utoipa::path(
     get,
     path = "/v1/me",
+    operation_id = "get_me",
     tag = "catalog",
     summary = "The key in use",
     responses((status = 200, description = "The caller's key and scope", body = Me), ApiErrors),

@@ -50,6 +50,7 @@ impl Redelivery {
 #[utoipa::path(
     get,
     path = "/v1/endpoints/{id}/attempts",
+    operation_id = "list_attempts",
     tag = "deliveries",
     summary = "The delivery log",
     description = "Every attempt (and decision) for the endpoint, newest first: what was sent, what came back. Kept for the log's retention (7 days by default).",
@@ -180,6 +181,7 @@ pub fn test_body(event_id: &str, endpoint: &Endpoint, now: i64) -> String {
 #[utoipa::path(
     post,
     path = "/v1/endpoints/{id}/test",
+    operation_id = "send_test_event",
     tag = "deliveries",
     summary = "Send a test event",
     description = "Sends a signed `webhook.test` event to the endpoint through the normal delivery path, whatever its event-type filter. The delivery log shows the result under the returned delivery id.",
@@ -235,6 +237,7 @@ pub async fn send_test(
 #[utoipa::path(
     post,
     path = "/v1/endpoints/{id}/deliveries/{delivery_id}/retry",
+    operation_id = "retry_delivery",
     tag = "deliveries",
     summary = "Retry one delivery now",
     description = "Sends the delivery again at once, with the exact body it was last sent with and the same webhook-id (receivers dedupe on it), as its next attempt. A retry already scheduled still happens.",

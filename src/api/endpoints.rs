@@ -147,6 +147,7 @@ pub fn require_deliverable(endpoint: &Endpoint) -> Result<(), ApiError> {
 #[utoipa::path(
     get,
     path = "/v1/endpoints",
+    operation_id = "list_endpoints",
     tag = "endpoints",
     summary = "List an account's endpoints",
     params(ListEndpointsQuery),
@@ -203,6 +204,7 @@ fn decode_id_cursor(cursor: &str) -> Result<String, ApiError> {
 #[utoipa::path(
     post,
     path = "/v1/endpoints",
+    operation_id = "create_endpoint",
     tag = "endpoints",
     summary = "Create an endpoint",
     description = "Checks the URL (https unless the operator allows http; the SSRF guard refuses loopback, private and metadata addresses), generates a signing secret unless one is given, and answers once the endpoint is in this instance's table, so a GET right after sees it.",
@@ -251,6 +253,7 @@ pub async fn create(
 #[utoipa::path(
     get,
     path = "/v1/endpoints/{id}",
+    operation_id = "get_endpoint",
     tag = "endpoints",
     summary = "Read an endpoint",
     params(("id" = String, Path, description = "The endpoint id (ep_…)")),
@@ -268,6 +271,7 @@ pub async fn get(
 #[utoipa::path(
     patch,
     path = "/v1/endpoints/{id}",
+    operation_id = "update_endpoint",
     tag = "endpoints",
     summary = "Change an endpoint",
     description = "Fields left out stay as they are. Send the `version` you read to refuse overwriting a change you have not seen (409). `enabled: false` pauses deliveries; the circuit breaker's disabling is undone with POST …/enable instead.",
@@ -338,6 +342,7 @@ pub async fn update(
 #[utoipa::path(
     delete,
     path = "/v1/endpoints/{id}",
+    operation_id = "delete_endpoint",
     tag = "endpoints",
     summary = "Delete an endpoint",
     description = "Deliveries to it stop; ones already waiting for a retry are dropped. Its delivery log expires with the log's retention.",
@@ -364,6 +369,7 @@ pub async fn delete(
 #[utoipa::path(
     get,
     path = "/v1/endpoints/{id}/secret",
+    operation_id = "get_secret",
     tag = "endpoints",
     summary = "Reveal the signing secret",
     params(("id" = String, Path, description = "The endpoint id (ep_…)")),
@@ -412,6 +418,7 @@ fn secret_view(endpoint: &Endpoint, now: i64) -> SecretView {
 #[utoipa::path(
     post,
     path = "/v1/endpoints/{id}/secret/rotate",
+    operation_id = "rotate_secret",
     tag = "endpoints",
     summary = "Rotate the signing secret",
     description = "The new secret signs at once; the current one keeps signing next to it for `overlap_secs` (default 24 h), so receivers can switch without rejecting a request.",
@@ -486,6 +493,7 @@ pub fn rotated(
 #[utoipa::path(
     post,
     path = "/v1/endpoints/{id}/enable",
+    operation_id = "enable_endpoint",
     tag = "endpoints",
     summary = "Re-enable an endpoint",
     description = "Undoes the circuit breaker's disabling (and resumes a paused endpoint). With `replay: true`, also re-sends what was dead-lettered while it was disabled (reason `endpoint_disabled`), keeping each delivery's webhook-id.",

@@ -343,3 +343,62 @@ pub(crate) fn parse_time(field: &'static str, text: &str) -> Result<i64, ApiErro
     i64::try_from(t.unix_timestamp_nanos() / 1_000_000)
         .map_err(|_| ApiError::bad(field, format!("{field}: out of range")))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_document_is_openapi_3_1_and_describes_every_route() {
+        let doc: serde_json::Value =
+            serde_json::from_str(&openapi().to_pretty_json().unwrap()).unwrap();
+        if let Ok(path) = std::env::var("HOOKRELAY_WRITE_OPENAPI") {
+            std::fs::write(path, serde_json::to_string_pretty(&doc).unwrap()).unwrap();
+        }
+        assert_eq!(doc["openapi"], "3.1.0");
+        let paths: Vec<&str> = doc["paths"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        for p in [
+            "/v1/endpoints",
+            "/v1/endpoints/{id}",
+            "/v1/endpoints/{id}/secret",
+            "/v1/endpoints/{id}/secret/rotate",
+            "/v1/endpoints/{id}/enable",
+            "/v1/endpoints/{id}/attempts",
+            "/v1/endpoints/{id}/test",
+            "/v1/endpoints/{id}/deliveries/{delivery_id}/retry",
+            "/v1/endpoints/{id}/replays",
+            "/v1/replays/{replay_id}",
+            "/v1/event-types",
+            "/v1/egress-ips",
+            "/v1/me",
+        ] {
+            assert!(paths.contains(&p), "{p} missing from {paths:?}");
+        }
+        let mut ids = std::collections::BTreeSet::new();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                let responses = op["responses"].as_object().unwrap();
+                for status in ["400", "401", "404", "429"] {
+                    assert!(
+                        responses.contains_key(status),
+                        "{method} {path} documents no {status}"
+                    );
+                }
+                assert_eq!(
+                    op["security"][0]["bearer"],
+                    serde_json::json!([]),
+                    "{method} {path}"
+                );
+                assert!(
+                    ids.insert(op["operationId"].as_str().unwrap().to_owned()),
+                    "{method} {path}: operationId is not unique"
+                );
+            }
+        }
+    }
+}

@@ -364,6 +364,7 @@ fn assign_range(
 #[utoipa::path(
     post,
     path = "/v1/endpoints/{id}/replays",
+    operation_id = "start_replay",
     tag = "deliveries",
     summary = "Replay dead letters",
     description = "Re-sends the endpoint's deliveries that were dead-lettered between `since` and `until` (optionally only of one `reason`), at most `max`, each with its original webhook-id. Runs in the background: follow it with GET /v1/replays/{replay_id} on the same instance.",
@@ -430,6 +431,7 @@ pub async fn start(
 #[utoipa::path(
     get,
     path = "/v1/endpoints/{id}/replays",
+    operation_id = "list_replays",
     tag = "deliveries",
     summary = "The endpoint's replays on this instance",
     params(("id" = String, Path, description = "The endpoint id (ep_…)")),
@@ -455,6 +457,7 @@ pub async fn list(
 #[utoipa::path(
     get,
     path = "/v1/replays/{replay_id}",
+    operation_id = "get_replay",
     tag = "deliveries",
     summary = "A replay's progress",
     params(("replay_id" = String, Path, description = "The replay id (rpl_…)")),

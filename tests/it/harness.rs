@@ -87,6 +87,8 @@ pub async fn create_topics(config: &Config) {
 /// hookrelay running in this process.
 pub struct RunningApp {
     pub admin: SocketAddr,
+    /// Where the customer API answers (the admin address unless `api.listen` is set).
+    pub api: Option<SocketAddr>,
     pub registry: Registry,
     pub table: Arc<SubscriptionTable>,
     stop: watch::Sender<bool>,
@@ -101,11 +103,11 @@ impl RunningApp {
         let reg = registry.clone();
         let handle = tokio::spawn(async move {
             hookrelay::app::run(config, reg, stop_rx, move |s| {
-                let _ = started_tx.send((s.admin_addr, s.table.clone()));
+                let _ = started_tx.send((s.admin_addr, s.api_addr, s.table.clone()));
             })
             .await
         });
-        let (admin, table) = match tokio::time::timeout(Duration::from_secs(60), started_rx)
+        let (admin, api, table) = match tokio::time::timeout(Duration::from_secs(60), started_rx)
             .await
             .expect("hookrelay started within 60 s")
         {
@@ -117,6 +119,7 @@ impl RunningApp {
         };
         RunningApp {
             admin,
+            api,
             registry,
             table,
             stop,

@@ -7,6 +7,7 @@ mod common;
 mod harness;
 mod receiver;
 
+mod api;
 mod config_check;
 mod contract;
 mod dashboards;
