@@ -206,6 +206,22 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
             .context("registering a sample endpoint")?;
     }
 
+    // A key per sample customer, so the dashboard opens ready to click through.
+    let mut demo_keys = Vec::new();
+    if config.api.enabled {
+        for account in [ACME, GLOBEX] {
+            let made = crate::records::ApiKey::generate(
+                Some(account.to_owned()),
+                Some("hookrelay demo".to_owned()),
+                now_ms(),
+            );
+            crate::api::keys::publish_key(&producer, &config.topics.api_keys, &made.key)
+                .await
+                .context("creating the demo's API keys")?;
+            demo_keys.push((account, made.token));
+        }
+    }
+
     let (stop_tx, stop) = watch::channel(false);
     let stopper = tokio::spawn(stop_when(
         crate::app::shutdown_on_signals(),
@@ -249,6 +265,11 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
         println!("  metrics    {base}/metrics");
         println!("  health     {base}/healthz");
         println!("  ready      {base}/readyz");
+        if let Some(api) = started.api_addr {
+            for (account, token) in &demo_keys {
+                println!("  dashboard  http://{api}/dashboard#key={token}  (account {account})");
+            }
+        }
         println!("  stop       Ctrl-C (or --duration)");
         println!();
         let _ = started_tx.send(Some(started.table.clone()));

@@ -1229,10 +1229,20 @@ async fn the_document_the_catalog_and_the_dashboard_are_served() {
                 .contains("default-src 'none'")
         );
         let text = response.text().await.unwrap();
-        assert!(
-            !text.contains("http://") && !text.contains("https://"),
-            "{path} fetches nothing from elsewhere"
-        );
+        for remote in [
+            "src=\"http",
+            "href=\"http",
+            "url(http",
+            "@import",
+            "fetch('http",
+            "fetch(\"http",
+            "//cdn",
+        ] {
+            assert!(
+                !text.contains(remote),
+                "{path} loads something from elsewhere ({remote})"
+            );
+        }
     }
     assert!(
         env.app
