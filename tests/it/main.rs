@@ -8,6 +8,7 @@ mod harness;
 mod receiver;
 
 mod api;
+mod browser;
 mod config_check;
 mod contract;
 mod dashboards;

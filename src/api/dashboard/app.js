@@ -289,7 +289,6 @@ async function save(ev) {
       saved = await api('POST', '/v1/endpoints', body);
       flash('Endpoint created. Reveal its signing secret below to verify requests.');
     }
-    state.selected = saved;
     await loadEndpoints(saved.id);
   } catch (err) {
     if (err.status === 409) flash('Someone changed this endpoint meanwhile; reloaded it. Save again to apply your change.', true);
