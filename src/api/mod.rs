@@ -162,6 +162,7 @@ impl ApiState {
         description = "Manage webhook endpoints, their signing secrets and deliveries: the delivery log, test events, retries, dead-letter replays and re-enabling. Authenticate with `Authorization: Bearer hrk_…` (an API key scoped to one account, or an operator key). Errors are `{\"error\":{\"code\",\"message\",\"field\"}}`.",
         license(name = "Apache-2.0")
     ),
+    components(schemas(error::ErrorBody, error::ErrorDetail)),
     modifiers(&BearerAuth),
     tags(
         (name = "endpoints", description = "Webhook endpoints and their secrets"),

@@ -14,6 +14,7 @@ mod contract;
 mod dashboards;
 mod delivery;
 mod demo;
+mod fuzz;
 mod retry;
 mod subscriptions;
 mod topics;
