@@ -62,6 +62,36 @@ pub enum SignError {
     EmptyKey,
     #[error("no signing secret given")]
     NoSecrets,
+    #[error("signing secret has {bytes} key bytes; at least {MIN_SECRET_BYTES} are required")]
+    TooShort { bytes: usize },
+}
+
+/// The shortest key Standard Webhooks allows (its recommendation is 24 to 64 bytes).
+pub const MIN_SECRET_BYTES: usize = 24;
+
+/// Checks that a secret is usable for a new or changed endpoint: `whsec_`, base64 (padded or
+/// not, read exactly as signing reads it) and at least [`MIN_SECRET_BYTES`] key bytes.
+/// Returns the key length. The error never carries the secret.
+pub fn check_secret(secret: &Secret) -> Result<usize, SignError> {
+    let key = decode_secret(secret)?;
+    if key.len() < MIN_SECRET_BYTES {
+        return Err(SignError::TooShort { bytes: key.len() });
+    }
+    Ok(key.len())
+}
+
+fn decode_secret(secret: &Secret) -> Result<Vec<u8>, SignError> {
+    let encoded = secret
+        .expose()
+        .strip_prefix(Secret::PREFIX)
+        .ok_or(SignError::MissingPrefix)?;
+    let key = SECRET_BASE64
+        .decode(encoded)
+        .map_err(|_| SignError::InvalidBase64)?;
+    if key.is_empty() {
+        return Err(SignError::EmptyKey);
+    }
+    Ok(key)
 }
 
 /// Why [`verify`] rejected a delivery. Every variant means "answer 401 and do not process".
@@ -98,16 +128,7 @@ impl SigningKey {
     /// Decodes `whsec_<base64>` into the key bytes. The whole text must be well formed: a key
     /// silently built from part of a mistyped secret would sign deliveries nobody can verify.
     pub fn from_secret(secret: &Secret) -> Result<Self, SignError> {
-        let encoded = secret
-            .expose()
-            .strip_prefix(Secret::PREFIX)
-            .ok_or(SignError::MissingPrefix)?;
-        let key = SECRET_BASE64
-            .decode(encoded)
-            .map_err(|_| SignError::InvalidBase64)?;
-        if key.is_empty() {
-            return Err(SignError::EmptyKey);
-        }
+        let key = decode_secret(secret)?;
         Ok(Self {
             mac: keyed_mac(&key),
         })

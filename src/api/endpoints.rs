@@ -732,24 +732,23 @@ pub fn host_allowed(allowed: &[String], host: &str) -> bool {
     })
 }
 
-/// `whsec_` + standard base64 of 24 to 64 bytes.
+/// `whsec_` + base64 of 24 to 64 bytes, read exactly as signing reads it.
 pub fn parse_secret(text: &str, field: &'static str) -> Result<Secret, ApiError> {
-    let key = text
-        .strip_prefix(Secret::PREFIX)
-        .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
-        .ok_or_else(|| {
-            ApiError::bad(field, format!("{field}: must be whsec_ followed by base64"))
-        })?;
-    if !SECRET_BYTES.contains(&key.len()) {
+    let secret = Secret::new(text);
+    let bytes = crate::sign::check_secret(&secret).map_err(|e| match e {
+        crate::sign::SignError::TooShort { bytes } => ApiError::bad(
+            field,
+            format!("{field}: the key must be 24 to 64 bytes (it is {bytes})"),
+        ),
+        _ => ApiError::bad(field, format!("{field}: must be whsec_ followed by base64")),
+    })?;
+    if !SECRET_BYTES.contains(&bytes) {
         return Err(ApiError::bad(
             field,
-            format!(
-                "{field}: the key must be 24 to 64 bytes (it is {})",
-                key.len()
-            ),
+            format!("{field}: the key must be 24 to 64 bytes (it is {bytes})"),
         ));
     }
-    Ok(Secret::new(text))
+    Ok(secret)
 }
 
 fn check_description(d: Option<String>) -> Result<Option<String>, ApiError> {

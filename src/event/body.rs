@@ -20,6 +20,7 @@ use std::fmt;
 use serde::{Serialize, Serializer};
 use time::{OffsetDateTime, UtcOffset};
 
+use super::mask::mask_license_key;
 use super::model::LicenseEvent;
 
 /// Renders an instant as RFC 3339 UTC (see the module docs for the precision rule).
@@ -56,55 +57,6 @@ impl Serialize for Rfc3339 {
 /// Formats an instant the way customer bodies do.
 pub fn format_timestamp(t: OffsetDateTime) -> String {
     Rfc3339(t).to_string()
-}
-
-/// What a license key looks like once it leaves hookrelay.
-///
-/// Dash-separated keys keep their last group and, when there are at least three groups and
-/// the first is a short product prefix (1–4 ASCII letters, like `TO`), the first group; every
-/// other group becomes `****` (fixed width, so the length does not leak). A last group longer
-/// than 8 characters keeps only its last 4, behind `****`. A key without dashes keeps its
-/// last 4 characters (none when it has 4 or fewer).
-///
-/// `TO-8F3A-22C1-9B7E-F6A8` → `TO-****-****-****-F6A8`; `8F3A-F6A8` → `****-F6A8`;
-/// `ABCDEFGH1234` → `****1234`.
-pub fn mask_license_key(key: &str) -> String {
-    fn tail(s: &str, n: usize) -> &str {
-        let count = s.chars().count();
-        if count <= n {
-            return s;
-        }
-        let start = s.char_indices().nth(count - n).map_or(0, |(i, _)| i);
-        &s[start..]
-    }
-    let groups: Vec<&str> = key.split('-').collect();
-    let Some((last, rest)) = groups.split_last() else {
-        return "****".to_owned();
-    };
-    if rest.is_empty() {
-        let n = last.chars().count();
-        return if n > 4 {
-            format!("****{}", tail(last, 4))
-        } else {
-            "****".to_owned()
-        };
-    }
-    let mut out = String::with_capacity(key.len() + 8);
-    for (i, g) in rest.iter().enumerate() {
-        let product_prefix = i == 0
-            && groups.len() >= 3
-            && (1..=4).contains(&g.len())
-            && g.bytes().all(|b| b.is_ascii_alphabetic());
-        out.push_str(if product_prefix { g } else { "****" });
-        out.push('-');
-    }
-    if last.chars().count() > 8 {
-        out.push_str("****");
-        out.push_str(tail(last, 4));
-    } else {
-        out.push_str(last);
-    }
-    out
 }
 
 #[derive(Serialize)]
@@ -229,24 +181,6 @@ mod tests {
         assert_eq!(format_timestamp(t), "2026-03-15T14:30:00Z");
         let t = datetime!(0099-01-02 03:04:05 UTC);
         assert_eq!(format_timestamp(t), "0099-01-02T03:04:05Z");
-    }
-
-    #[test]
-    fn license_keys_are_masked() {
-        assert_eq!(
-            mask_license_key("TO-8F3A-22C1-9B7E-F6A8"),
-            "TO-****-****-****-F6A8"
-        );
-        assert_eq!(
-            mask_license_key("8F3A-22C1-9B7E-F6A8"),
-            "****-****-****-F6A8"
-        );
-        assert_eq!(mask_license_key("TO-F6A8"), "****-F6A8");
-        assert_eq!(mask_license_key("ABCDEFGH1234"), "****1234");
-        assert_eq!(mask_license_key("ABCD"), "****");
-        assert_eq!(mask_license_key(""), "****");
-        assert_eq!(mask_license_key("A-B-ABCDEFGHIJKLMNOP"), "A-****-****MNOP");
-        assert_eq!(mask_license_key("ÄÖÜßé12"), "****ßé12");
     }
 
     #[test]

@@ -11,10 +11,12 @@
 mod body;
 mod codec;
 mod invalid;
+mod mask;
 mod model;
+mod validate;
 pub(crate) mod wire;
 
-pub use body::{batch_body, customer_body, format_timestamp, mask_license_key};
+pub use body::{batch_body, customer_body, format_timestamp};
 pub use codec::{
     CodecConfig, CodecError, EventDecoder, current_schema_name, encode_avro, encode_avro_v1,
     encode_confluent, encode_json,
@@ -23,6 +25,7 @@ pub use invalid::{
     HEADER_INVALID_DETAIL, HEADER_INVALID_REASON, HEADER_ORIGIN_OFFSET, HEADER_ORIGIN_PARTITION,
     HEADER_ORIGIN_TOPIC, InvalidRecord, invalid_headers,
 };
+pub use mask::{LICENSE_KEY_PREFIXES, mask_license_key};
 pub use model::{Amount, EventData, EventType, LicenseEvent, UnknownEventType, sample};
 
 /// The license event schema set, for tools and the evolution tests.

@@ -5,14 +5,14 @@ use std::fmt;
 use std::num::NonZeroU32;
 use std::sync::LazyLock;
 
-use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
 use crate::ids::{AccountId, EndpointId, Secret};
 use crate::records::avro::{AvroError, VersionedSchema};
+use crate::sign::SignError;
 
-use super::status::{EndpointStatus, decode_status, parse_status_key};
+use super::status::{EndpointStatus, StatusError, decode_status, parse_status_key};
 
 /// Every writer schema version of the endpoint record this build can read; the last is the
 /// one it writes. Embedded, so the binary needs no schema files.
@@ -206,12 +206,13 @@ impl Endpoint {
             return Err(EndpointError::NoSecret);
         }
         for (index, s) in self.secrets.iter().enumerate() {
-            let Some(encoded) = s.secret.expose().strip_prefix(Secret::PREFIX) else {
-                return Err(EndpointError::SecretPrefix { index });
-            };
-            match base64::engine::general_purpose::STANDARD.decode(encoded) {
-                Ok(key) if !key.is_empty() => {}
-                _ => return Err(EndpointError::SecretNotBase64 { index }),
+            match crate::sign::check_secret(&s.secret) {
+                Ok(_) => {}
+                Err(SignError::MissingPrefix) => return Err(EndpointError::SecretPrefix { index }),
+                Err(SignError::TooShort { bytes }) => {
+                    return Err(EndpointError::SecretTooShort { index, bytes });
+                }
+                Err(_) => return Err(EndpointError::SecretNotBase64 { index }),
             }
         }
         if let Some(index) = self.event_types.iter().position(|t| t.trim().is_empty()) {
@@ -253,6 +254,11 @@ pub enum EndpointError {
     SecretPrefix { index: usize },
     #[error("secret #{index} is not whsec_ followed by non-empty standard base64")]
     SecretNotBase64 { index: usize },
+    #[error(
+        "secret #{index} has {bytes} key bytes; Standard Webhooks requires at least {}",
+        crate::sign::MIN_SECRET_BYTES
+    )]
+    SecretTooShort { index: usize, bytes: usize },
     #[error("event type #{index} is empty")]
     EmptyEventType { index: usize },
     #[error("version must not be negative")]
@@ -261,6 +267,8 @@ pub enum EndpointError {
     Json(#[source] serde_json::Error),
     #[error("Avro endpoint record does not decode or encode")]
     Avro(#[source] Box<AvroError>),
+    #[error("the status record does not decode")]
+    Status(#[from] StatusError),
     /// The embedded endpoint schemas are unusable: a build defect, caught by the unit tests.
     #[error("the built-in endpoint schema is unusable")]
     Schema(#[source] &'static AvroError),
@@ -427,6 +435,44 @@ pub(crate) mod tests {
         e.event_types = vec!["license.expired".into()];
         assert!(e.subscribes_to("license.expired"));
         assert!(!e.subscribes_to("license.created"));
+    }
+
+    #[test]
+    fn secrets_need_24_key_bytes_and_may_drop_their_padding() {
+        let with = |secret: &str| {
+            let mut e = endpoint("ep_s", "a");
+            e.secrets[0].secret = Secret::new(secret);
+            e.validate()
+        };
+        // 23 bytes: refused with the reason, never the secret.
+        let err = with("whsec_MDEyMzQ1Njc4OWFiY2RlZmdoaWprbG0=").unwrap_err();
+        assert!(
+            matches!(
+                err,
+                EndpointError::SecretTooShort {
+                    index: 0,
+                    bytes: 23
+                }
+            ),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("at least 24"), "{err}");
+        assert!(!err.to_string().contains("MDEy"));
+        // 24 bytes, padded or not (base64 of 24 bytes has no padding; 25 does).
+        assert!(with("whsec_MDEyMzQ1Njc4OWFiY2RlZmdoaWprbG1u").is_ok());
+        assert!(with("whsec_MDEyMzQ1Njc4OWFiY2RlZmdoaWprbG1ubw==").is_ok());
+        assert!(
+            with("whsec_MDEyMzQ1Njc4OWFiY2RlZmdoaWprbG1ubw").is_ok(),
+            "unpadded"
+        );
+        assert!(matches!(
+            with("whsec_not base64!").unwrap_err(),
+            EndpointError::SecretNotBase64 { index: 0 }
+        ));
+        assert!(matches!(
+            with("sk_MDEyMzQ1Njc4OWFiY2RlZmdoaWprbG1u").unwrap_err(),
+            EndpointError::SecretPrefix { index: 0 }
+        ));
     }
 
     #[test]

@@ -44,6 +44,8 @@ pub enum SubscriptionError {
     Store(#[from] StoreError),
     #[error("the endpoint cannot be published")]
     Endpoint(#[from] EndpointError),
+    #[error("the endpoint status cannot be published")]
+    Status(#[from] super::status::StatusError),
     #[error("Kafka {action} failed for topic {topic}")]
     Kafka {
         action: &'static str,

@@ -27,5 +27,5 @@ pub use follower::{
     publish_status, publish_tombstone,
 };
 pub use join::fan_out;
-pub use status::{EndpointStatus, status_key};
+pub use status::{EndpointStatus, StatusError, status_key};
 pub use store::{ApplyStats, Change, Store, StoreError};

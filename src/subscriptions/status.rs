@@ -15,9 +15,22 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::EndpointId;
 use crate::records::avro::{AvroError, VersionedSchema};
-use crate::records::{ENDPOINT_DISABLED, EndpointNotification};
 
-use super::endpoint::{Endpoint, EndpointError};
+/// Why a status record was rejected. Never carries record content.
+#[derive(Debug, thiserror::Error)]
+pub enum StatusError {
+    #[error("endpoint id {id} in a status record is not well-formed")]
+    InvalidId { id: EndpointId },
+    #[error("a status epoch must not be negative")]
+    NegativeEpoch,
+    #[error("JSON status record does not decode")]
+    Json(#[source] serde_json::Error),
+    #[error("Avro status record does not decode or encode")]
+    Avro(#[source] Box<AvroError>),
+    /// The embedded status schema is unusable: a build defect, caught by the unit tests.
+    #[error("the built-in endpoint status schema is unusable")]
+    Schema(#[source] &'static AvroError),
+}
 
 /// The key prefix of status records.
 pub const STATUS_KEY_PREFIX: &str = "status:";
@@ -29,8 +42,8 @@ static STATUS_SCHEMA: LazyLock<Result<VersionedSchema, AvroError>> = LazyLock::n
     )
 });
 
-fn status_schema() -> Result<&'static VersionedSchema, EndpointError> {
-    STATUS_SCHEMA.as_ref().map_err(EndpointError::Schema)
+fn status_schema() -> Result<&'static VersionedSchema, StatusError> {
+    STATUS_SCHEMA.as_ref().map_err(StatusError::Schema)
 }
 
 /// The breaker's view of one endpoint (schema `endpoint_status`).
@@ -108,21 +121,6 @@ impl EndpointStatus {
     }
 }
 
-/// The `endpoint.disabled` notice for the owner of `endpoint`, disabled by `status`.
-pub fn notice_for(endpoint: &Endpoint, status: &EndpointStatus) -> EndpointNotification {
-    EndpointNotification {
-        id: notice_id(&status.endpoint_id, status.epoch),
-        kind: ENDPOINT_DISABLED.to_owned(),
-        endpoint_id: status.endpoint_id.to_string(),
-        account_id: endpoint.account_id.to_string(),
-        url: endpoint.url.to_string(),
-        reason: status.reason.clone().unwrap_or_default(),
-        disabled_at_ms: status.at_ms,
-        last_status: status.last_status,
-        last_error: status.last_error.clone(),
-    }
-}
-
 /// `ntf_` + a digest of the endpoint and the epoch that disabled it: stable for one
 /// disabling, so a notice written twice (a crash after writing it, before forgetting it)
 /// carries one id that e-mail and paging services dedupe on.
@@ -146,30 +144,30 @@ pub fn parse_status_key(key: &str) -> Option<EndpointId> {
 }
 
 /// Encodes a status record as the topic carries it (Avro single-object encoding).
-pub fn encode_status(status: &EndpointStatus) -> Result<Vec<u8>, EndpointError> {
+pub fn encode_status(status: &EndpointStatus) -> Result<Vec<u8>, StatusError> {
     if !status.endpoint_id.is_well_formed() {
-        return Err(EndpointError::InvalidId {
+        return Err(StatusError::InvalidId {
             id: status.endpoint_id.clone(),
         });
     }
     status_schema()?
         .encode(status)
-        .map_err(|e| EndpointError::Avro(Box::new(e)))
+        .map_err(|e| StatusError::Avro(Box::new(e)))
 }
 
 /// Decodes a status record value: JSON when it starts with `{` (for people writing one by
 /// hand), Avro otherwise.
-pub fn decode_status(bytes: &[u8]) -> Result<EndpointStatus, EndpointError> {
+pub fn decode_status(bytes: &[u8]) -> Result<EndpointStatus, StatusError> {
     let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
     let status: EndpointStatus = if first == Some(&b'{') {
-        serde_json::from_slice(bytes).map_err(EndpointError::Json)?
+        serde_json::from_slice(bytes).map_err(StatusError::Json)?
     } else {
         status_schema()?
             .decode(bytes)
-            .map_err(|e| EndpointError::Avro(Box::new(e)))?
+            .map_err(|e| StatusError::Avro(Box::new(e)))?
     };
     if status.epoch < 0 {
-        return Err(EndpointError::NegativeVersion);
+        return Err(StatusError::NegativeEpoch);
     }
     Ok(status)
 }

@@ -16,7 +16,8 @@ use serde::Deserialize;
 use crate::ids::{AccountId, EndpointId};
 
 use super::endpoint::{Endpoint, Op};
-use super::status::{EndpointStatus, notice_for};
+use super::status::{EndpointStatus, notice_id};
+use crate::records::{ENDPOINT_DISABLED, EndpointNotification};
 
 /// Column family: endpoint id → [`FORMAT_JSON`] + JSON of the endpoint.
 const CF_ENDPOINTS: &str = "endpoints";
@@ -624,6 +625,21 @@ fn account_key(account: &AccountId, id: &EndpointId) -> Vec<u8> {
     key.push(0);
     key.extend_from_slice(id.as_str().as_bytes());
     key
+}
+
+/// The `endpoint.disabled` notice for the owner of `endpoint`, disabled by `status`.
+fn notice_for(endpoint: &Endpoint, status: &EndpointStatus) -> EndpointNotification {
+    EndpointNotification {
+        id: notice_id(&status.endpoint_id, status.epoch),
+        kind: ENDPOINT_DISABLED.to_owned(),
+        endpoint_id: status.endpoint_id.to_string(),
+        account_id: endpoint.account_id.to_string(),
+        url: endpoint.url.to_string(),
+        reason: status.reason.clone().unwrap_or_default(),
+        disabled_at_ms: status.at_ms,
+        last_status: status.last_status,
+        last_error: status.last_error.clone(),
+    }
 }
 
 fn encode_json<T: serde::Serialize>(id: &EndpointId, value: &T) -> Result<Vec<u8>, StoreError> {

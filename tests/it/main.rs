@@ -15,6 +15,7 @@ mod dashboards;
 mod delivery;
 mod demo;
 mod fuzz;
+mod pressure;
 mod retry;
 mod subscriptions;
 mod topics;

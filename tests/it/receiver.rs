@@ -13,6 +13,7 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 
 /// How one endpoint path answers.
@@ -30,6 +31,17 @@ pub enum Behavior {
     Hang,
     /// Answers these statuses to successive requests, then 200.
     Script(Vec<u16>),
+    /// Answers `status` after `delay` (a slow endpoint, healthy with 200).
+    Slow {
+        delay: Duration,
+        status: u16,
+    },
+    /// Answers `status` with this `Retry-After` value to the first `times` requests, then 200.
+    RetryAfter {
+        status: u16,
+        value: String,
+        times: u32,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -170,7 +182,7 @@ async fn handle(
     Path(name): Path<String>,
     headers: HeaderMap,
     body: Bytes,
-) -> StatusCode {
+) -> Response {
     let header = |n: &str| {
         headers
             .get(n)
@@ -210,18 +222,29 @@ async fn handle(
         {
             Behavior::FailTimes { times, status } if n <= times => Behavior::Status(status),
             Behavior::FailTimes { .. } => Behavior::Healthy,
+            Behavior::RetryAfter { times, .. } if n > times => Behavior::Healthy,
             Behavior::Script(statuses) => statuses
                 .get(n as usize - 1)
                 .map_or(Behavior::Healthy, |s| Behavior::Status(*s)),
             other => other,
         }
     };
+    let status = |s: u16| StatusCode::from_u16(s).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     match behavior {
-        Behavior::Healthy | Behavior::FailTimes { .. } | Behavior::Script(_) => StatusCode::OK,
-        Behavior::Status(s) => StatusCode::from_u16(s).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        Behavior::Healthy | Behavior::FailTimes { .. } | Behavior::Script(_) => {
+            StatusCode::OK.into_response()
+        }
+        Behavior::Status(s) => status(s).into_response(),
         Behavior::Hang => {
             tokio::time::sleep(Duration::from_secs(3600)).await;
-            StatusCode::OK
+            StatusCode::OK.into_response()
         }
+        Behavior::Slow { delay, status: s } => {
+            tokio::time::sleep(delay).await;
+            status(s).into_response()
+        }
+        Behavior::RetryAfter {
+            status: s, value, ..
+        } => (status(s), [("retry-after", value)]).into_response(),
     }
 }
