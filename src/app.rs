@@ -105,13 +105,19 @@ pub async fn run(
     } else {
         None
     };
+    // The admin server answers what it does not serve itself with the API once it is up, or
+    // with 404 when the API is off or listens on an address of its own.
     let api_addr = match (&api, config.api.listen) {
-        (None, _) => None,
+        (None, _) => {
+            late.set(axum::Router::new());
+            None
+        }
         (Some(api), None) => {
             late.set(api.router.clone());
             Some(admin_addr)
         }
         (Some(api), Some(addr)) => {
+            late.set(axum::Router::new());
             Some(admin::serve(addr, api.router.clone(), shutdown.clone()).await?)
         }
     };

@@ -1251,3 +1251,31 @@ async fn the_document_the_catalog_and_the_dashboard_are_served() {
     );
     env.app.stop().await.expect("clean stop");
 }
+
+#[tokio::test]
+async fn the_api_can_listen_on_an_address_of_its_own() {
+    let env = ApiEnv::start(&[3600], &[("HOOKRELAY__API__LISTEN", "127.0.0.1:0")]).await;
+    let api = env.app.api.expect("API address");
+    assert_ne!(api, env.app.admin);
+    assert_eq!(
+        env.get("/v1/me", &env.a).await.0,
+        200,
+        "the API answers on its address"
+    );
+    let on_admin = env
+        .http
+        .get(format!("http://{}/v1/me", env.app.admin))
+        .bearer_auth(&env.a)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(on_admin.status(), 404, "and not on the admin server's");
+    let metrics = env
+        .http
+        .get(format!("http://{}/metrics", env.app.admin))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(metrics.status(), 200, "/metrics stays on the admin server");
+    env.app.stop().await.expect("clean stop");
+}
