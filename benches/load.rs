@@ -6,11 +6,14 @@
 //!   CARGO_TARGET_DIR=/var/cache/hookrelay/target cargo bench --bench load
 //!
 //! Settings (environment): LOAD_EVENTS (default 40000), LOAD_ENDPOINTS (default 50),
-//! LOAD_REPEAT (isolation rounds, default 3).
+//! LOAD_REPEAT (isolation rounds, default 3), LOAD_SCENARIOS (comma-separated subset of
+//! `throughput,isolation,crash`; default all), LOAD_BINARY (the hookrelay binary the crash
+//! scenario kills; default this build's, another path measures an older build).
 //! Each scenario uses fresh topics. Prints one line per scenario and the ratios.
 
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -82,6 +85,12 @@ fn memchr_count(hay: &[u8], needle: &[u8]) -> usize {
 }
 
 fn config(batching: bool) -> (Config, tempfile::TempDir) {
+    let (env, dir) = config_env(batching);
+    (Config::load_from(None, &env).expect("config"), dir)
+}
+
+/// The settings of one scenario as `HOOKRELAY__…` variables, with a fresh topic prefix.
+fn config_env(batching: bool) -> (Vec<(String, String)>, tempfile::TempDir) {
     let p = format!(
         "load-{}-{}",
         std::process::id(),
@@ -127,7 +136,7 @@ fn config(batching: bool) -> (Config, tempfile::TempDir) {
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
     .collect();
-    (Config::load_from(None, &env).expect("config"), dir)
+    (env, dir)
 }
 
 fn rand_u32() -> u128 {
@@ -204,17 +213,66 @@ async fn scenario(events: usize, endpoints: usize, hanging: usize, batching: boo
     let registry = Registry::new();
     let (stop, stop_rx) = watch::channel(false);
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
-    let handle = tokio::spawn(hookrelay::app::run(config, registry, stop_rx, move |_| {
-        let _ = ready_tx.send(());
-    }));
+    let handle = tokio::spawn(hookrelay::app::run(
+        config,
+        registry.clone(),
+        stop_rx,
+        move |_| {
+            let _ = ready_tx.send(());
+        },
+    ));
     ready_rx.await.expect("started");
     let started = Instant::now();
     let want = (events * (endpoints - hanging)) as u64;
-    let deadline = started + Duration::from_secs(600);
+    let deadline = started + Duration::from_secs(env_usize("LOAD_DEADLINE_SECS", 600) as u64);
+    // Time intake spent holding partitions, by reason (sampled), for the report below.
+    let mut held: HashMap<String, Duration> = HashMap::new();
+    let mut last = Instant::now();
     while sinks.healthy_events.load(Ordering::Relaxed) < want && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
+        let text = hookrelay::telemetry::metrics::render(&registry);
+        for line in text
+            .lines()
+            .filter(|l| l.starts_with("hookrelay_paused_partitions{"))
+        {
+            if !line.ends_with(" 0")
+                && let Some(reason) = line.split('"').nth(1)
+            {
+                *held.entry(reason.to_owned()).or_default() += last.elapsed();
+            }
+        }
+        last = Instant::now();
+    }
+    if std::env::var_os("LOAD_VERBOSE").is_some() {
+        let text = hookrelay::telemetry::metrics::render(&registry);
+        let shed = text
+            .lines()
+            .find(|l| l.starts_with("hookrelay_deliveries_total{outcome=\"retry_scheduled\"}"))
+            .unwrap_or_default()
+            .to_owned();
+        eprintln!("  held partitions: {held:?}; {shed}");
     }
     let elapsed = started.elapsed();
+    if sinks.healthy_events.load(Ordering::Relaxed) < want {
+        // Say where the missing deliveries are, from hookrelay's own accounting.
+        let text = hookrelay::telemetry::metrics::render(&registry);
+        eprintln!(
+            "scenario missed its target: {} of {want} healthy deliveries; hookrelay says:",
+            sinks.healthy_events.load(Ordering::Relaxed)
+        );
+        for line in text.lines().filter(|l| {
+            !l.starts_with('#')
+                && (l.starts_with("hookrelay_deliveries_total")
+                    || l.starts_with("hookrelay_in_flight")
+                    || l.starts_with("hookrelay_paused")
+                    || l.starts_with("hookrelay_events_consumed")
+                    || l.starts_with("hookrelay_attempts_total{outcome=\"failure\"")
+                    || l.starts_with("hookrelay_retry_scheduled"))
+                && !l.ends_with(" 0")
+        }) {
+            eprintln!("  {line}");
+        }
+    }
     let _ = stop.send(true);
     let _ = tokio::time::timeout(Duration::from_secs(30), handle).await;
     Outcome {
@@ -251,17 +309,162 @@ async fn bare_client(requests: usize) -> f64 {
     requests as f64 / started.elapsed().as_secs_f64()
 }
 
+/// Sinks that remember how often each (event, endpoint) pair arrived.
+#[derive(Clone, Default)]
+struct Ledger {
+    pairs: Arc<Mutex<HashMap<(String, u32), u32>>>,
+    total: Arc<AtomicU64>,
+}
+
+async fn start_ledger(ledger: Ledger) -> std::net::SocketAddr {
+    let app = Router::new().route(
+        "/ok/{n}",
+        post(move |Path(n): Path<u32>, body: axum::body::Bytes| {
+            let ledger = ledger.clone();
+            async move {
+                let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+                let ids: Vec<String> = if v["type"] == "batch" {
+                    v["data"]["events"]
+                        .as_array()
+                        .map(|a| {
+                            a.iter()
+                                .filter_map(|e| e["id"].as_str().map(str::to_owned))
+                                .collect()
+                        })
+                        .unwrap_or_default()
+                } else {
+                    v["id"].as_str().map(str::to_owned).into_iter().collect()
+                };
+                let mut pairs = ledger.pairs.lock().unwrap_or_else(|e| e.into_inner());
+                for id in ids {
+                    *pairs.entry((id, n)).or_default() += 1;
+                    ledger.total.fetch_add(1, Ordering::Relaxed);
+                }
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind ledger");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    addr
+}
+
+/// SIGKILLs the hookrelay binary once 40% of the deliveries arrived, restarts it, and counts
+/// the deliveries that arrived twice. Returns (duplicates, expected, deliveries/s before the
+/// kill).
+async fn crash(events: usize, endpoints: usize) -> (u64, u64, f64) {
+    let ledger = Ledger::default();
+    let addr = start_ledger(ledger.clone()).await;
+    let (env, dir) = config_env(true);
+    let config = Config::load_from(None, &env).expect("config");
+    let binary =
+        std::env::var("LOAD_BINARY").unwrap_or_else(|_| env!("CARGO_BIN_EXE_hookrelay").to_owned());
+    // An older build may not know the requests topic.
+    let child_env: Vec<(String, String)> = env
+        .iter()
+        .filter(|(k, _)| {
+            std::env::var_os("LOAD_BINARY").is_none() || k != "HOOKRELAY__TOPICS__REQUESTS"
+        })
+        .cloned()
+        .collect();
+    let admin: rdkafka::admin::AdminClient<_> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap())
+        .create()
+        .expect("admin");
+    ensure_topics(&admin, &topic_specs(&config))
+        .await
+        .expect("topics");
+    let producer = producer();
+    let secret = hookrelay::sign::generate_secret();
+    for n in 0..endpoints {
+        let ep = Endpoint::new(
+            EndpointId::new(format!("ep_crash{n}")),
+            AccountId::from("acc_load"),
+            format!("http://{addr}/ok/{n}").parse().expect("url"),
+            secret.clone(),
+        );
+        hookrelay::subscriptions::publish(&producer, &config.topics.subscriptions, &ep)
+            .await
+            .expect("publish endpoint");
+    }
+    for i in 0..events {
+        let p = encode_avro(&sample_event(i, "acc_load")).expect("encode");
+        let key = format!("k{}", i % 64);
+        let mut record = FutureRecord::to(&config.topics.events)
+            .key(&key)
+            .payload(&p);
+        while let Err((_, returned)) = producer.send_result(record) {
+            record = returned;
+            producer.poll(Duration::from_millis(10));
+        }
+    }
+    producer.flush(Duration::from_secs(60)).expect("flush");
+    let spawn = |env: &[(String, String)]| {
+        std::process::Command::new(&binary)
+            .arg("run")
+            .envs(env.iter().cloned())
+            .env("HOOKRELAY_LOG", "error")
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn hookrelay")
+    };
+    let expected = (events * endpoints) as u64;
+    let mut child = spawn(&child_env);
+    let started = Instant::now();
+    while ledger.total.load(Ordering::Relaxed) < expected * 2 / 5 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let before = ledger.total.load(Ordering::Relaxed);
+    let rate = before as f64 / started.elapsed().as_secs_f64();
+    let _ = child.kill();
+    let _ = child.wait();
+    let mut child = spawn(&child_env);
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        let unique = ledger.pairs.lock().unwrap_or_else(|e| e.into_inner()).len() as u64;
+        if unique >= expected || Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let _ = child.kill();
+    let _ = child.wait();
+    drop(dir);
+    let total = ledger.total.load(Ordering::Relaxed);
+    let unique = ledger.pairs.lock().unwrap_or_else(|e| e.into_inner()).len() as u64;
+    (total - unique, expected, rate)
+}
+
 fn main() {
     let events = env_usize("LOAD_EVENTS", 40_000);
     let endpoints = env_usize("LOAD_ENDPOINTS", 50);
+    let scenarios =
+        std::env::var("LOAD_SCENARIOS").unwrap_or_else(|_| "throughput,isolation,crash".to_owned());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("runtime");
     runtime.block_on(async {
+        if scenarios.contains("crash") {
+            let (duplicates, expected, rate) = crash(events / 4, 10).await;
+            println!(
+                "crash: SIGKILL at 40% of {expected} deliveries, restart: {duplicates} delivered twice                  = {:.2} s of deliveries at the pre-kill rate of {rate:.0}/s",
+                duplicates as f64 / rate
+            );
+        }
+        if !scenarios.contains("throughput") && !scenarios.contains("isolation") {
+            return;
+        }
         let bare = bare_client(100_000).await;
         println!("bare reqwest, 64 in flight, 600 B:          {bare:>9.0} req/s");
 
+        if scenarios.contains("throughput") {
         let per_endpoint = events / endpoints;
         let single = scenario(per_endpoint * endpoints / 4, endpoints, 0, false).await;
         let single_rate = single.healthy_requests as f64 / single.elapsed.as_secs_f64();
@@ -271,6 +474,10 @@ fn main() {
             single.elapsed.as_secs_f64(),
             single_rate / bare
         );
+        }
+        if !scenarios.contains("isolation") {
+            return;
+        }
 
         // Isolation: healthy endpoints' delivery rate with none hanging versus with 20%
         // hanging, alternated LOAD_REPEAT times because one pair on 2 shared cores is noisy.

@@ -23,12 +23,14 @@ use crate::event::EventDecoder;
 use crate::ingest::consumer::{Ingest, IngestParts, IngestTopics};
 use crate::kafka;
 use crate::lifecycle::{Readiness, stopped};
+use crate::notify::Notifier;
 use crate::retry::breaker::CircuitBreaker;
 use crate::retry::handoff::Handoff;
 use crate::retry::notices::write_owed_notices;
 use crate::retry::schedule::RetrySchedule;
 use crate::subscriptions::{Store, SubscriptionTable};
 use crate::telemetry::Metrics;
+use crate::telemetry::metrics::NotifyMetrics;
 
 /// What a running instance exposes to its caller (the CLI, the demo, tests).
 pub struct Started {
@@ -52,6 +54,8 @@ pub async fn run(
         config.kafka_configured(),
         "kafka.bootstrap_servers is empty: set it in the config file or HOOKRELAY__KAFKA__BOOTSTRAP_SERVERS (or run `hookrelay demo`)"
     );
+    let cluster = kafka::check_connection(&config.kafka).await?;
+    info!(brokers = cluster.brokers, "connected to Kafka");
     let metrics = Metrics::new(&registry).context("registering metrics")?;
     metrics.init_tiers(config.retry.tiers.len());
     let readiness = Arc::new(Readiness::default());
@@ -144,6 +148,7 @@ pub async fn run(
         breaker: Mutex::new(CircuitBreaker::new(threshold)),
         closing: CancellationToken::new(),
         abort: CancellationToken::new(),
+        latency_reference: std::sync::atomic::AtomicU64::new(0),
     })));
     let ingest = Ingest::new(IngestParts {
         client,
@@ -192,6 +197,18 @@ pub async fn run(
         })
     };
 
+    // Owner e-mails, when configured to run here (else `hookrelay notify` runs them). Its
+    // metrics are exported either way, at zero when it does not run here.
+    let notify_metrics =
+        NotifyMetrics::new(&registry).context("registering the notifier's metrics")?;
+    let notifier = if config.notify.enabled {
+        let notifier = Notifier::new(&config, table.clone(), notify_metrics)
+            .context("starting the notifier")?;
+        Some(tokio::spawn(notifier.run(shutdown.clone())))
+    } else {
+        None
+    };
+
     on_started(&Started {
         admin_addr,
         api_addr,
@@ -201,6 +218,13 @@ pub async fn run(
     ingest.run(shutdown, config.shutdown.drain_timeout).await;
     watch_health.abort();
     let _ = notices.await;
+    if let Some(notifier) = notifier {
+        match notifier.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(error = %format!("{e:#}"), "the notifier failed"),
+            Err(e) => tracing::error!(error = %e, "the notifier task panicked"),
+        }
+    }
     // Whatever the attempts log still holds goes out before we exit.
     let _ = producer.flush(Duration::from_secs(5));
     table.shutdown();
@@ -210,6 +234,75 @@ pub async fn run(
         let _ = api.follower.await;
     }
     Ok(())
+}
+
+/// Runs only the notifier (`hookrelay notify`) until `shutdown` turns true: its own
+/// subscriptions table (to find recipients), the admin endpoints, and the e-mails.
+/// `on_started` is called once the table is ready and the notifier subscribed.
+pub async fn notify(
+    config: Config,
+    registry: Registry,
+    shutdown: watch::Receiver<bool>,
+    on_started: impl FnOnce(&Started),
+) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        config.kafka_configured(),
+        "kafka.bootstrap_servers is empty: set it in the config file or HOOKRELAY__KAFKA__BOOTSTRAP_SERVERS"
+    );
+    config.validate_notify(true)?;
+    let cluster = kafka::check_connection(&config.kafka).await?;
+    info!(brokers = cluster.brokers, "connected to Kafka");
+    let metrics = NotifyMetrics::new(&registry).context("registering metrics")?;
+    let readiness = Arc::new(Readiness::default());
+    let admin_addr = admin::serve(
+        config.admin.listen,
+        admin::router(AdminState {
+            registry: registry.clone(),
+            readiness: readiness.clone(),
+            late: admin::LateRoutes::none(),
+        }),
+        shutdown.clone(),
+    )
+    .await?;
+    info!(%admin_addr, "admin server listening (/metrics, /healthz, /readyz)");
+    let store = Store::open(&config.subscriptions.data_dir, &config.topics.subscriptions)
+        .with_context(|| {
+            format!(
+                "opening the subscriptions table in {}",
+                config.subscriptions.data_dir.display()
+            )
+        })?;
+    let (table, follower) = SubscriptionTable::start(
+        kafka::client_config(&config.kafka),
+        &config.topics.subscriptions,
+        store,
+    )
+    .await
+    .context("starting the subscriptions table")?;
+    table
+        .wait_ready()
+        .await
+        .context("catching up with the subscriptions topic")?;
+    let notifier =
+        Notifier::new(&config, table.clone(), metrics).context("starting the notifier")?;
+    // The notifier has no ingest consumer or producer: those checks pass by definition.
+    for flag in [
+        &readiness.subscriptions_ready,
+        &readiness.consumer_assigned,
+        &readiness.producer_healthy,
+    ] {
+        flag.store(true, Ordering::Release);
+    }
+    on_started(&Started {
+        admin_addr,
+        api_addr: None,
+        table: table.clone(),
+        readiness: readiness.clone(),
+    });
+    let result = notifier.run(shutdown).await;
+    table.shutdown();
+    let _ = follower.await;
+    result.map_err(Into::into)
 }
 
 /// A shutdown signal that turns true on SIGTERM or Ctrl-C.

@@ -33,6 +33,13 @@ enum Command {
         #[command(subcommand)]
         command: TopicsCommand,
     },
+    /// Only the owner e-mails: read webhook-notifications and e-mail the owner of each
+    /// disabled endpoint over SMTP (the [notify] config), until SIGTERM/Ctrl-C. For running
+    /// the notifier apart from `run` (with notify.enabled = false there).
+    Notify {
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
     /// The whole pipeline on an in-process Kafka with sample receivers, and live progress.
     Demo(crate::demo::DemoOptions),
     /// Inspect configuration.
@@ -118,6 +125,19 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             })?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Notify { config } => {
+            let config = Config::load(config.as_deref())?;
+            crate::telemetry::logging::init(&config.log);
+            let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+            runtime.block_on(async {
+                let shutdown = crate::app::shutdown_on_signals();
+                crate::app::notify(config, prometheus::Registry::new(), shutdown, |started| {
+                    tracing::info!(admin = %started.admin_addr, "hookrelay notify is running");
+                })
+                .await
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Demo(options) => {
             let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
             runtime.block_on(crate::demo::run(options))?;
@@ -142,6 +162,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             );
             let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
             let reports = runtime.block_on(async {
+                crate::kafka::check_connection(&config.kafka).await?;
                 let admin = crate::kafka::client_config(&config.kafka)
                     .create()
                     .context("creating the Kafka admin client")?;

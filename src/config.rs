@@ -59,6 +59,7 @@ pub struct Config {
     pub api: ApiConfig,
     pub log: LogConfig,
     pub shutdown: ShutdownConfig,
+    pub notify: NotifyConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -67,8 +68,42 @@ pub struct KafkaConfig {
     pub bootstrap_servers: String,
     pub group_id: String,
     pub client_id: String,
-    #[serde(default)]
+    /// How long start-up waits for a broker to answer before giving up. Authentication and
+    /// TLS failures end the wait at once.
+    #[serde(with = "humantime_serde")]
+    pub connect_timeout: Duration,
+    /// librdkafka properties. Numbers and booleans are accepted and passed on as text, as
+    /// librdkafka takes them (an environment value like `10000` or `true` parses as one).
+    #[serde(default, deserialize_with = "scalars_as_strings")]
     pub properties: BTreeMap<String, String>,
+}
+
+/// A map of scalars (string, boolean, integer, float) read as strings.
+fn scalars_as_strings<'de, D>(deserializer: D) -> Result<BTreeMap<String, String>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Scalar {
+        Text(String),
+        Bool(bool),
+        Int(i64),
+        Float(f64),
+    }
+    let raw = BTreeMap::<String, Scalar>::deserialize(deserializer)?;
+    Ok(raw
+        .into_iter()
+        .map(|(k, v)| {
+            let v = match v {
+                Scalar::Text(s) => s,
+                Scalar::Bool(b) => b.to_string(),
+                Scalar::Int(i) => i.to_string(),
+                Scalar::Float(f) => f.to_string(),
+            };
+            (k, v)
+        })
+        .collect())
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -176,7 +211,8 @@ pub struct ApiConfig {
     /// An address of its own; `None` serves the API on the admin server's address.
     #[serde(default)]
     pub listen: Option<SocketAddr>,
-    /// This process's RocksDB directory for the attempts log and the API keys.
+    /// This process's RocksDB directory for the attempts log and the API keys; empty: next to
+    /// the subscriptions table's (see [`Config::api_data_dir`]).
     pub data_dir: PathBuf,
     pub https_required: bool,
     /// When not empty, endpoint URLs must name one of these hosts (`.example.com` also
@@ -217,6 +253,92 @@ pub struct LogConfig {
 pub struct ShutdownConfig {
     #[serde(with = "humantime_serde")]
     pub drain_timeout: Duration,
+}
+
+/// The owner e-mails sent when an endpoint is disabled (see `crate::notify`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotifyConfig {
+    /// Runs the notifier inside `hookrelay run`. `hookrelay notify` runs it regardless.
+    pub enabled: bool,
+    /// Consumer group of the notifier; empty means `<kafka.group_id>-notify`.
+    pub group_id: String,
+    /// The sender, `Name <address>` or a bare address. Required when sending.
+    pub from: String,
+    /// Where replies go; empty means no Reply-To header.
+    pub reply_to: String,
+    /// The operator's address for endpoints whose account has no contact e-mail; empty
+    /// means such notices are skipped (logged and counted).
+    pub fallback_to: String,
+    /// Where the owner re-enables the endpoint, with `{endpoint_id}` and `{account_id}`
+    /// replaced; empty means the e-mail describes the endpoint update instead of a link.
+    pub reenable_url: String,
+    /// The right-hand side of the `Message-ID`s (`<ntf_…@domain>`); empty means the domain
+    /// of `from`.
+    pub message_id_domain: String,
+    /// The first wait after a failed SMTP attempt; each further failure doubles it.
+    #[serde(with = "humantime_serde")]
+    pub retry_initial: Duration,
+    /// The longest wait between SMTP attempts.
+    #[serde(with = "humantime_serde")]
+    pub retry_max: Duration,
+    pub smtp: SmtpConfig,
+}
+
+/// The SMTP server (a relay or submission service) the notifier hands e-mails to.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpConfig {
+    pub host: String,
+    pub port: u16,
+    pub tls: SmtpTls,
+    /// Empty means no authentication.
+    pub username: String,
+    pub password: Password,
+    /// A PEM file of extra CA certificates to trust (a private relay); empty means the
+    /// system's trust store only.
+    pub ca_file: String,
+    /// Bound on connecting and on each SMTP command.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+/// How the SMTP connection is protected.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpTls {
+    /// Plain connection upgraded with STARTTLS (port 587); refused if the server cannot.
+    Starttls,
+    /// TLS from the first byte (SMTPS, port 465).
+    Implicit,
+    /// No TLS: only for a relay on the same host or a local test server.
+    None,
+}
+
+/// A password from the configuration. `Debug` prints `***`; `config check` masks it.
+#[derive(Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Password(String);
+
+impl Password {
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+
+    /// The password itself, for the one place that sends it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl std::fmt::Debug for Password {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
 }
 
 impl Config {
@@ -345,18 +467,115 @@ impl Config {
         if self.subscriptions.data_dir.as_os_str().is_empty() {
             return Err(invalid("subscriptions.data_dir", "must not be empty"));
         }
+        if self.kafka.connect_timeout.is_zero() {
+            return Err(invalid("kafka.connect_timeout", "must be longer than zero"));
+        }
         self.validate_api()?;
         tracing_subscriber::EnvFilter::try_new(&self.log.filter)
             .map_err(|e| invalid("log.filter", e.to_string()))?;
+        self.validate_notify(self.notify.enabled)?;
         Ok(())
+    }
+
+    /// Checks the `[notify]` section. With `sending` (the notifier will run) the SMTP server
+    /// and sender must be set; the rest is checked whenever it is set.
+    pub fn validate_notify(&self, sending: bool) -> Result<(), ConfigError> {
+        let n = &self.notify;
+        let mailbox = |key: &'static str, value: &str| {
+            value
+                .parse::<lettre::message::Mailbox>()
+                .map(drop)
+                .map_err(|e| invalid(key, format!("{value:?} is not an e-mail address ({e})")))
+        };
+        if sending && n.smtp.host.trim().is_empty() {
+            return Err(invalid(
+                "notify.smtp.host",
+                "must name the SMTP server when the notifier runs",
+            ));
+        }
+        if sending && n.from.trim().is_empty() {
+            return Err(invalid(
+                "notify.from",
+                "must be the sender address when the notifier runs",
+            ));
+        }
+        for (key, value) in [
+            ("notify.from", &n.from),
+            ("notify.reply_to", &n.reply_to),
+            ("notify.fallback_to", &n.fallback_to),
+        ] {
+            if !value.trim().is_empty() {
+                mailbox(key, value)?;
+            }
+        }
+        if !n.group_id.is_empty() && n.group_id.trim().is_empty() {
+            return Err(invalid("notify.group_id", "must not be blank"));
+        }
+        if !n.reenable_url.is_empty() {
+            let example = n
+                .reenable_url
+                .replace("{endpoint_id}", "ep_1")
+                .replace("{account_id}", "acct_1");
+            url::Url::parse(&example).map_err(|e| {
+                invalid(
+                    "notify.reenable_url",
+                    format!("is not a URL once {{endpoint_id}} is filled in ({e})"),
+                )
+            })?;
+        }
+        if n.retry_initial.is_zero() {
+            return Err(invalid("notify.retry_initial", "must be longer than zero"));
+        }
+        if n.retry_max < n.retry_initial {
+            return Err(invalid(
+                "notify.retry_max",
+                "must not be shorter than notify.retry_initial",
+            ));
+        }
+        if n.smtp.port == 0 {
+            return Err(invalid("notify.smtp.port", "must be a TCP port (1-65535)"));
+        }
+        if n.smtp.timeout.is_zero() {
+            return Err(invalid("notify.smtp.timeout", "must be longer than zero"));
+        }
+        if n.smtp.tls == SmtpTls::None
+            && !n.smtp.username.is_empty()
+            && !is_loopback_host(&n.smtp.host)
+        {
+            return Err(invalid(
+                "notify.smtp.tls",
+                "is none but notify.smtp.username is set: the password would cross the network \
+                 in clear; use starttls or implicit (none is accepted only for a relay on loopback)",
+            ));
+        }
+        if sending && !n.smtp.username.is_empty() && n.smtp.password.is_empty() {
+            return Err(invalid(
+                "notify.smtp.password",
+                "is empty but notify.smtp.username is set (HOOKRELAY__NOTIFY__SMTP__PASSWORD \
+                 keeps it out of files)",
+            ));
+        }
+        if !n.smtp.ca_file.is_empty() && !Path::new(&n.smtp.ca_file).is_file() {
+            return Err(invalid(
+                "notify.smtp.ca_file",
+                format!("{} is not a readable file", n.smtp.ca_file),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The notifier's consumer group: `notify.group_id`, or `<kafka.group_id>-notify`.
+    pub fn notify_group_id(&self) -> String {
+        if self.notify.group_id.is_empty() {
+            format!("{}-notify", self.kafka.group_id)
+        } else {
+            self.notify.group_id.clone()
+        }
     }
 
     fn validate_api(&self) -> Result<(), ConfigError> {
         let a = &self.api;
-        if a.enabled && a.data_dir.as_os_str().is_empty() {
-            return Err(invalid("api.data_dir", "must not be empty"));
-        }
-        if a.enabled && a.data_dir == self.subscriptions.data_dir {
+        if a.enabled && self.api_data_dir() == self.subscriptions.data_dir {
             return Err(invalid(
                 "api.data_dir",
                 "must differ from subscriptions.data_dir (each is a RocksDB directory of its own)",
@@ -414,6 +633,18 @@ impl Config {
         Ok(())
     }
 
+    /// The API's RocksDB directory: `api.data_dir`, or when that is empty the subscriptions
+    /// table's directory with `-api` appended (`data/subscriptions` → `data/subscriptions-api`),
+    /// so every instance that has a directory of its own has both.
+    pub fn api_data_dir(&self) -> PathBuf {
+        if !self.api.data_dir.as_os_str().is_empty() {
+            return self.api.data_dir.clone();
+        }
+        let mut dir = self.subscriptions.data_dir.clone().into_os_string();
+        dir.push("-api");
+        PathBuf::from(dir)
+    }
+
     /// True when no Kafka is configured (only the demo runs like that).
     pub fn kafka_configured(&self) -> bool {
         !self.kafka.bootstrap_servers.trim().is_empty()
@@ -426,6 +657,9 @@ impl Config {
             if is_secret_key(key) {
                 *value = "***".to_owned();
             }
+        }
+        if !shown.notify.smtp.password.is_empty() {
+            shown.notify.smtp.password = Password::new("***");
         }
         toml::to_string_pretty(&shown).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
     }
@@ -440,6 +674,15 @@ impl Config {
 pub fn is_secret_key(key: &str) -> bool {
     let k = key.to_ascii_lowercase();
     k.contains("password") || k.contains("secret") || k.contains("sasl.oauthbearer.config")
+}
+
+/// True for `localhost` and loopback addresses: a relay on the same host.
+fn is_loopback_host(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 fn validate_topic_name(key: &'static str, name: &str) -> Result<(), ConfigError> {
@@ -464,15 +707,22 @@ fn validate_topic_name(key: &'static str, name: &str) -> Result<(), ConfigError>
 
 /// `HOOKRELAY__A__B=v` → key `a.b`. Values are parsed like TOML values (numbers, booleans,
 /// arrays), falling back to strings.
+///
+/// Under `kafka.properties` the librdkafka property name may be written with `_` for `.`
+/// (`HOOKRELAY__KAFKA__PROPERTIES__SASL_PASSWORD` sets `sasl.password`), since shells do not
+/// accept dots in variable names; no librdkafka property has an underscore in its name.
 fn env_provider(env: &[(String, String)]) -> figment::providers::Serialized<figment::value::Dict> {
     let mut root = figment::value::Dict::new();
     for (name, value) in env {
         let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
             continue;
         };
-        let path: Vec<String> = rest.split("__").map(|p| p.to_ascii_lowercase()).collect();
+        let mut path: Vec<String> = rest.split("__").map(|p| p.to_ascii_lowercase()).collect();
         if path.iter().any(|p| p.is_empty()) {
             continue;
+        }
+        if path.len() == 3 && path[0] == "kafka" && path[1] == "properties" {
+            path[2] = path[2].replace('_', ".");
         }
         insert_path(&mut root, &path, parse_env_value(value));
     }
@@ -559,14 +809,207 @@ mod tests {
     }
 
     #[test]
+    fn the_api_directory_sits_next_to_the_subscriptions_one_unless_set() {
+        let c = Config::load_from(
+            None,
+            &env(&[("HOOKRELAY__SUBSCRIPTIONS__DATA_DIR", "/var/lib/hr/one")]),
+        )
+        .expect("valid");
+        assert_eq!(c.api_data_dir(), PathBuf::from("/var/lib/hr/one-api"));
+        let c = Config::load_from(None, &env(&[("HOOKRELAY__API__DATA_DIR", "/srv/api")]))
+            .expect("valid");
+        assert_eq!(c.api_data_dir(), PathBuf::from("/srv/api"));
+        let err = Config::load_from(
+            None,
+            &env(&[
+                ("HOOKRELAY__API__DATA_DIR", "/srv/x"),
+                ("HOOKRELAY__SUBSCRIPTIONS__DATA_DIR", "/srv/x"),
+            ]),
+        )
+        .expect_err("one directory for both");
+        assert!(err.to_string().contains("api.data_dir"), "{err}");
+    }
+
+    #[test]
     fn masked_toml_hides_credentials() {
         let c = Config::load_from(
             None,
-            &env(&[("HOOKRELAY__KAFKA__PROPERTIES__SASL.PASSWORD", "hunter2")]),
+            &env(&[
+                ("HOOKRELAY__KAFKA__PROPERTIES__SASL.PASSWORD", "hunter2"),
+                ("HOOKRELAY__KAFKA__PROPERTIES__SSL_KEY_PASSWORD", "keypass9"),
+                ("HOOKRELAY__NOTIFY__SMTP__USERNAME", "mailer"),
+                ("HOOKRELAY__NOTIFY__SMTP__PASSWORD", "smtp-pass-7"),
+            ]),
         )
         .expect("valid");
         let shown = c.to_masked_toml();
-        assert!(!shown.contains("hunter2"), "{shown}");
+        for secret in ["hunter2", "keypass9", "smtp-pass-7"] {
+            assert!(!shown.contains(secret), "{secret} shown in\n{shown}");
+        }
         assert!(shown.contains("***"));
+        assert!(shown.contains("mailer"), "the user name is not a secret");
+        assert!(
+            !format!("{c:?}").contains("smtp-pass-7"),
+            "Debug does not show the SMTP password"
+        );
+    }
+
+    #[test]
+    fn kafka_properties_from_the_environment_may_use_underscores_for_dots() {
+        let c = Config::load_from(
+            None,
+            &env(&[
+                (
+                    "HOOKRELAY__KAFKA__PROPERTIES__SECURITY_PROTOCOL",
+                    "SASL_SSL",
+                ),
+                (
+                    "HOOKRELAY__KAFKA__PROPERTIES__SASL.MECHANISM",
+                    "SCRAM-SHA-512",
+                ),
+                (
+                    "HOOKRELAY__KAFKA__PROPERTIES__SSL_CA_LOCATION",
+                    "/etc/kafka/ca.pem",
+                ),
+            ]),
+        )
+        .expect("valid");
+        let p = &c.kafka.properties;
+        assert_eq!(
+            p.get("security.protocol").map(String::as_str),
+            Some("SASL_SSL")
+        );
+        assert_eq!(
+            p.get("sasl.mechanism").map(String::as_str),
+            Some("SCRAM-SHA-512")
+        );
+        assert_eq!(
+            p.get("ssl.ca.location").map(String::as_str),
+            Some("/etc/kafka/ca.pem"),
+            "values keep their underscores and case"
+        );
+        // Values that look like numbers or booleans stay librdkafka's text.
+        let c = Config::load_from(
+            None,
+            &env(&[
+                ("HOOKRELAY__KAFKA__PROPERTIES__SESSION_TIMEOUT_MS", "10000"),
+                (
+                    "HOOKRELAY__KAFKA__PROPERTIES__ENABLE_SSL_CERTIFICATE_VERIFICATION",
+                    "false",
+                ),
+            ]),
+        )
+        .expect("valid");
+        let p = &c.kafka.properties;
+        assert_eq!(
+            p.get("session.timeout.ms").map(String::as_str),
+            Some("10000")
+        );
+        assert_eq!(
+            p.get("enable.ssl.certificate.verification")
+                .map(String::as_str),
+            Some("false")
+        );
+        // Only property names are rewritten, not other keys.
+        let c =
+            Config::load_from(None, &env(&[("HOOKRELAY__KAFKA__GROUP_ID", "g_1")])).expect("valid");
+        assert_eq!(c.kafka.group_id, "g_1");
+    }
+
+    fn notify_env<'a>(extra: &[(&'a str, &'a str)]) -> Vec<(String, String)> {
+        let mut pairs = vec![
+            ("HOOKRELAY__NOTIFY__ENABLED", "true"),
+            (
+                "HOOKRELAY__NOTIFY__FROM",
+                "hookrelay <webhooks@licensor.example>",
+            ),
+            ("HOOKRELAY__NOTIFY__SMTP__HOST", "smtp.licensor.example"),
+        ];
+        pairs.extend_from_slice(extra);
+        env(&pairs)
+    }
+
+    #[test]
+    fn notify_is_off_by_default_and_needs_a_server_and_sender_when_on() {
+        let c = Config::load_from(None, &[]).expect("defaults");
+        assert!(!c.notify.enabled);
+        assert_eq!(c.notify.smtp.tls, SmtpTls::Starttls);
+        assert_eq!(c.notify_group_id(), "hookrelay-notify");
+
+        let c = Config::load_from(None, &notify_env(&[])).expect("valid");
+        assert!(c.notify.enabled);
+        for (key, named) in [
+            ("HOOKRELAY__NOTIFY__SMTP__HOST", "notify.smtp.host"),
+            ("HOOKRELAY__NOTIFY__FROM", "notify.from"),
+        ] {
+            let err = Config::load_from(None, &notify_env(&[(key, "")])).expect_err("required");
+            assert!(err.to_string().contains(named), "{err}");
+        }
+        // Checked once the notifier is asked to run, whatever `enabled` says.
+        let off = Config::load_from(None, &[]).expect("defaults");
+        let err = off.validate_notify(true).expect_err("no server");
+        assert!(err.to_string().contains("notify.smtp.host"), "{err}");
+    }
+
+    #[test]
+    fn notify_settings_are_checked_by_key() {
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (
+                &[("HOOKRELAY__NOTIFY__FROM", "not an address")],
+                "notify.from",
+            ),
+            (
+                &[("HOOKRELAY__NOTIFY__FALLBACK_TO", "ops@")],
+                "notify.fallback_to",
+            ),
+            (
+                &[("HOOKRELAY__NOTIFY__REENABLE_URL", "dashboard/{endpoint_id}")],
+                "notify.reenable_url",
+            ),
+            (
+                &[("HOOKRELAY__NOTIFY__RETRY_INITIAL", "0s")],
+                "notify.retry_initial",
+            ),
+            (
+                &[("HOOKRELAY__NOTIFY__RETRY_MAX", "100ms")],
+                "notify.retry_max",
+            ),
+            (&[("HOOKRELAY__NOTIFY__SMTP__TLS", "sometimes")], "tls"),
+            (
+                &[
+                    ("HOOKRELAY__NOTIFY__SMTP__TLS", "none"),
+                    ("HOOKRELAY__NOTIFY__SMTP__USERNAME", "u"),
+                    ("HOOKRELAY__NOTIFY__SMTP__PASSWORD", "p"),
+                ],
+                "notify.smtp.tls",
+            ),
+            (
+                &[("HOOKRELAY__NOTIFY__SMTP__USERNAME", "u")],
+                "notify.smtp.password",
+            ),
+            (
+                &[("HOOKRELAY__NOTIFY__SMTP__CA_FILE", "/nonexistent/ca.pem")],
+                "notify.smtp.ca_file",
+            ),
+        ];
+        for (extra, key) in cases {
+            let err = Config::load_from(None, &notify_env(extra)).expect_err(key);
+            assert!(err.to_string().contains(key), "{key}: {err}");
+        }
+        // A relay on loopback may take a password without TLS (a local test server).
+        Config::load_from(
+            None,
+            &notify_env(&[
+                ("HOOKRELAY__NOTIFY__SMTP__HOST", "127.0.0.1"),
+                ("HOOKRELAY__NOTIFY__SMTP__TLS", "none"),
+                ("HOOKRELAY__NOTIFY__SMTP__USERNAME", "u"),
+                ("HOOKRELAY__NOTIFY__SMTP__PASSWORD", "p"),
+                (
+                    "HOOKRELAY__NOTIFY__REENABLE_URL",
+                    "https://dash.example/e/{endpoint_id}",
+                ),
+            ]),
+        )
+        .expect("valid");
     }
 }

@@ -155,6 +155,7 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
 
     let receivers = start_receivers().await?;
     let endpoints = demo_endpoints(&receivers);
+    let _mail_sink = show_owner_emails(&mut config).await?;
 
     // The mock cluster lives until the end of this function: every client of the run
     // (ours and the service's) talks to it.
@@ -402,7 +403,6 @@ pub fn adapt_config(
         .confluent_schema_ids
         .insert(DEMO_SCHEMA_ID, current_schema_name()?);
     config.subscriptions.data_dir = workdir.join("subscriptions");
-    config.api.data_dir = workdir.join("api");
     // The sample receivers are plain http on loopback.
     config.api.https_required = false;
     config.shutdown.drain_timeout = Duration::from_secs(5);
@@ -481,10 +481,45 @@ async fn delete_external_topics(config: &Config, specs: &[TopicSpec]) {
         Ok(_) => println!("deleted the demo's {} topics", names.len()),
         Err(e) => eprintln!("demo: could not delete the demo's topics: {e}"),
     }
-    let group = config.kafka.group_id.as_str();
-    if let Err(e) = admin.delete_groups(&[group], &opts).await {
-        eprintln!("demo: could not delete consumer group {group}: {e}");
+    for group in [config.kafka.group_id.clone(), config.notify_group_id()] {
+        if let Err(e) = admin.delete_groups(&[group.as_str()], &opts).await {
+            eprintln!("demo: could not delete consumer group {group}: {e}");
+        }
     }
+}
+
+/// The owner e-mails: the service's notifier sends to a mail sink on loopback (standing in
+/// for an SMTP server), and each e-mail is printed as the endpoint's owner would read it.
+/// The sink runs as long as the returned handle lives.
+async fn show_owner_emails(config: &mut Config) -> anyhow::Result<crate::notify::sink::MailSink> {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let sink = crate::notify::sink::MailSink::start(tx).await?;
+    let n = &mut config.notify;
+    n.enabled = true;
+    n.from = "Licensor webhooks <webhooks@licensor.example>".to_owned();
+    n.reenable_url = "https://dashboard.licensor.example/endpoints/{endpoint_id}".to_owned();
+    n.retry_initial = Duration::from_millis(500);
+    n.retry_max = n.retry_max.max(n.retry_initial);
+    n.smtp.host = sink.addr.ip().to_string();
+    n.smtp.port = sink.addr.port();
+    n.smtp.tls = crate::config::SmtpTls::None;
+    n.smtp.username.clear();
+    n.smtp.password = crate::config::Password::default();
+    tokio::spawn(async move {
+        while let Some(mail) = rx.recv().await {
+            println!();
+            println!(
+                "  +-- e-mail to the endpoint's owner <{}>, as the mail server received it",
+                mail.rcpt_to.join(", ")
+            );
+            for line in crate::notify::sink::readable(&mail.data).lines() {
+                println!("  | {line}");
+            }
+            println!("  +--");
+            println!();
+        }
+    });
+    Ok(sink)
 }
 
 /// Turns the shutdown watch true on Ctrl-C/SIGTERM or after `duration`.
@@ -769,6 +804,10 @@ fn demo_endpoints(receivers: &Receivers) -> Vec<DemoEndpoint> {
                         .collect(),
                     created_at_ms: Some(now),
                     updated_at_ms: Some(now),
+                    contact_email: Some(format!(
+                        "webhooks@{}.example",
+                        account_of(role).trim_start_matches("acct_")
+                    )),
                     ..Endpoint::new(
                         EndpointId::new(format!("ep_demo_{}", role.name())),
                         AccountId::from(account_of(role)),

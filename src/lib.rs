@@ -7,7 +7,8 @@
 //! [`retry`] (the plan after an attempt, delay tiers, dead letters, circuit breaker).
 //! Below them all: [`offsets`] (at-least-once bookkeeping) and [`lifecycle`] (shutdown and
 //! readiness). [`admin`] and [`telemetry`] serve operators, [`api`] customers (the `/v1` API
-//! and the dashboard); [`app`] wires it together.
+//! and the dashboard); [`notify`] e-mails the owners of disabled endpoints; [`app`] wires it
+//! together.
 
 pub mod admin;
 pub mod api;
@@ -23,6 +24,7 @@ pub mod ids;
 pub mod ingest;
 pub mod kafka;
 pub mod lifecycle;
+pub mod notify;
 pub mod offsets;
 pub mod records;
 pub mod retry;

@@ -33,6 +33,13 @@ pub struct AdminState {
 pub struct LateRoutes(Arc<OnceLock<Router>>);
 
 impl LateRoutes {
+    /// Nothing to mount later: what the admin server does not serve is a 404 at once.
+    pub fn none() -> Self {
+        let late = LateRoutes::default();
+        late.set(Router::new());
+        late
+    }
+
     /// Mounts `router` (once; a second call is ignored).
     pub fn set(&self, router: Router) {
         let _ = self.0.set(router);

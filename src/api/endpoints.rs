@@ -20,7 +20,8 @@ use crate::delivery::now_ms;
 use crate::event::EventType;
 use crate::ids::{AccountId, EndpointId, Secret};
 use crate::subscriptions::{
-    Endpoint, EndpointSecret, Published, SubscriptionError, publish, publish_status, status_key,
+    Endpoint, EndpointError, EndpointSecret, Published, SubscriptionError, publish, publish_status,
+    status_key,
 };
 
 use super::auth::Caller;
@@ -108,6 +109,7 @@ pub fn view(e: &Endpoint) -> EndpointView {
             max_bytes: e.batching.max_bytes.map(NonZeroU32::get),
             linger_ms: e.batching.linger_ms,
         },
+        contact_email: e.contact_email.clone(),
         version: e.version,
         created_at: e.created_at_ms.map(rfc3339),
         updated_at: e.updated_at_ms.map(rfc3339),
@@ -239,9 +241,11 @@ pub async fn create(
     if let Some(b) = body.batching {
         apply_batching(&mut endpoint, b)?;
     }
+    endpoint.contact_email = body.contact_email.filter(|c| !c.trim().is_empty());
     let now = now_ms();
     endpoint.created_at_ms = Some(now);
     endpoint.updated_at_ms = Some(now);
+    check_record(&endpoint)?;
     let stored = write(&state, &endpoint).await?;
     tracing::info!(endpoint_id = %stored.id, account_id = %stored.account_id, key_id = %caller.key_id, "endpoint created");
     Ok(created(
@@ -327,6 +331,10 @@ pub async fn update(
     if let Some(b) = body.batching {
         apply_batching(&mut next, b)?;
     }
+    if let Some(contact) = body.contact_email {
+        next.contact_email = contact.filter(|c| !c.trim().is_empty());
+    }
+    check_record(&next)?;
     let mut unchanged = current.clone();
     unchanged.status = None;
     if next == unchanged {
@@ -644,6 +652,18 @@ async fn send_tombstone(state: &ApiState, key: &str) -> Result<Published, ApiErr
             tracing::error!(error = %e, "could not write a tombstone");
             ApiError::unavailable("Kafka did not take the change; retry")
         })
+}
+
+/// What the record's own validation refuses that the checks above do not cover, named.
+fn check_record(endpoint: &Endpoint) -> Result<(), ApiError> {
+    match endpoint.validate() {
+        Ok(()) => Ok(()),
+        Err(EndpointError::ContactEmail) => Err(ApiError::bad(
+            "contact_email",
+            "contact_email: one address like owner@example.com",
+        )),
+        Err(e) => Err(ApiError::bad("body", e.redacted().to_string())),
+    }
 }
 
 fn check_account(account: &AccountId) -> Result<(), ApiError> {

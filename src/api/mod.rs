@@ -206,8 +206,9 @@ pub async fn start(
     metrics: Metrics,
 ) -> anyhow::Result<RunningApi> {
     use anyhow::Context as _;
-    let store = store::ApiStore::open(&config.api.data_dir, config.api.attempts_retention)
-        .with_context(|| format!("opening the API store in {}", config.api.data_dir.display()))?;
+    let data_dir = config.api_data_dir();
+    let store = store::ApiStore::open(&data_dir, config.api.attempts_retention)
+        .with_context(|| format!("opening the API store in {}", data_dir.display()))?;
     let (api, follower) = ApiTable::start(
         crate::kafka::client_config(&config.kafka),
         &config.topics.attempts,

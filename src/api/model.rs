@@ -75,6 +75,9 @@ pub struct EndpointView {
     /// Requests at once; null: the service default.
     pub max_concurrency: Option<u32>,
     pub batching: BatchingView,
+    /// Who is e-mailed when the endpoint is disabled; null: the account's default contact, or
+    /// the operator's address.
+    pub contact_email: Option<String>,
     /// Grows with every change; send it back in an update to refuse overwriting a change
     /// you have not seen (409).
     pub version: i64,
@@ -124,6 +127,10 @@ pub struct CreateEndpoint {
     pub max_concurrency: Option<u32>,
     #[serde(default)]
     pub batching: Option<BatchingInput>,
+    /// Who is e-mailed when the endpoint is disabled (one address).
+    #[serde(default)]
+    #[schema(max_length = 254)]
+    pub contact_email: Option<String>,
     /// A signing secret to use (`whsec_` + base64 of 24 to 64 bytes); left out, one is
     /// generated.
     #[serde(default)]
@@ -157,6 +164,10 @@ pub struct UpdateEndpoint {
     pub max_concurrency: Option<Option<u32>>,
     #[serde(default)]
     pub batching: Option<BatchingInput>,
+    /// Who is e-mailed when the endpoint is disabled; `null` removes it.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, max_length = 254)]
+    pub contact_email: Option<Option<String>>,
 }
 
 /// A page of endpoints, by id.

@@ -7,8 +7,9 @@ pub mod ssrf;
 pub mod worker;
 
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -41,11 +42,36 @@ pub struct Shared {
     pub closing: CancellationToken,
     /// Cancelled when the drain timeout passes: requests still in flight are abandoned.
     pub abort: CancellationToken,
+    /// The latency requests see now, over all endpoints (a slow-moving mean, as `f64`
+    /// seconds' bits; 0 until a request finished): what an endpoint's own latency is judged
+    /// against, see [`worker`].
+    pub latency_reference: AtomicU64,
 }
 
 impl Shared {
     pub fn breaker(&self) -> MutexGuard<'_, CircuitBreaker> {
         self.breaker.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Folds one request's latency into [`Shared::latency_reference`]. Updates from several
+    /// workers may race; the mean only needs to be roughly right.
+    pub fn observe_latency(&self, latency: Duration) {
+        const WEIGHT: f64 = 0.01;
+        let l = latency.as_secs_f64();
+        let old = f64::from_bits(self.latency_reference.load(Ordering::Relaxed));
+        let new = if old == 0.0 {
+            l
+        } else {
+            old + WEIGHT * (l - old)
+        };
+        self.latency_reference
+            .store(new.to_bits(), Ordering::Relaxed);
+    }
+
+    /// See [`Shared::latency_reference`].
+    pub fn latency_reference(&self) -> Option<Duration> {
+        let v = f64::from_bits(self.latency_reference.load(Ordering::Relaxed));
+        (v > 0.0).then(|| Duration::from_secs_f64(v))
     }
 }
 
@@ -102,6 +128,19 @@ impl Dispatcher {
                 slow: entry.load.slow.load(Ordering::Acquire),
             }
         }
+    }
+
+    /// Whether a partition waiting for `endpoint` may go on: its backlog is down to three
+    /// quarters (so a resumed partition admits a good run of records before it waits again),
+    /// or it turned out slow (what does not fit then goes to a retry tier).
+    pub fn resumable(&self, endpoint: &EndpointId) -> bool {
+        let workers = self.lock();
+        let Some(entry) = workers.get(endpoint) else {
+            return true;
+        };
+        let backlog = self.shared.config.endpoint_backlog;
+        entry.load.queued.load(Ordering::Acquire) <= backlog - backlog / 4
+            || entry.load.slow.load(Ordering::Acquire)
     }
 
     /// Queues a delivery for its endpoint. Intake asks [`Dispatcher::room`] first; this

@@ -33,15 +33,20 @@ use crate::subscriptions::Endpoint;
 /// How long a worker with nothing to do stays around before it exits.
 const IDLE_EXIT: Duration = Duration::from_secs(30);
 
-/// An endpoint whose every send slot has been busy this long without a response counts as
-/// slow (hanging).
+/// An endpoint whose every send slot has held a request this long counts as slow (hanging).
 const HANG_AFTER: Duration = Duration::from_secs(1);
 
-/// An endpoint whose queue would take longer than this to drain at its pace is slow: what it
-/// cannot hold goes to a retry tier instead of holding its partition back.
-const MAX_DRAIN: Duration = Duration::from_secs(1);
+/// An endpoint whose queue would take longer than this to drain at its own speed is slow:
+/// what it cannot hold goes to a retry tier instead of holding its partition back.
+const MAX_DRAIN: Duration = Duration::from_secs(5);
 
-/// How often a worker with a queue looks at its pace again.
+/// How many times the latency every endpoint sees now an endpoint's own latency must be to
+/// count against it. When the machine is saturated every request is slow (hundreds in flight
+/// on two cores take tens of milliseconds each); only an endpoint much slower than the rest
+/// is the one holding its partition back.
+const SLOWER_THAN_OTHERS: f64 = 5.0;
+
+/// How often a worker with a queue looks at its speed again.
 const PACE_CHECK: Duration = Duration::from_millis(250);
 
 /// How often a worker re-reads its endpoint (URL, secrets, limits, status) from the table.
@@ -55,7 +60,7 @@ pub struct Load {
     /// Deliveries admitted and not yet taken out to be sent (channel plus queue).
     pub(crate) queued: AtomicUsize,
     /// The worker's last verdict on its endpoint: failing, hanging, or too slow to drain
-    /// its queue within [`MAX_DRAIN`].
+    /// its queue within [`MAX_DRAIN`] at its own speed.
     pub(crate) slow: AtomicBool,
 }
 
@@ -122,55 +127,95 @@ impl Limits {
     }
 }
 
-/// How fast the queue drains: deliveries taken out to be sent per second, measured over
-/// whole windows of about a second. Pure; the caller passes the time.
-#[derive(Debug)]
-struct Pace {
-    window_start: Instant,
-    taken: u64,
-    rate: Option<f64>,
+/// How fast one endpoint can take deliveries, judged from its own latency and limits, not
+/// from how fast its queue happened to drain: under a bulk import every queue drains slowly
+/// because the whole machine is busy, and that is no reason to hand anything to a retry tier.
+/// Pure; the caller passes the times.
+#[derive(Debug, Default)]
+struct Speed {
+    /// Exponentially weighted mean request latency, in seconds.
+    latency: Option<f64>,
 }
 
-impl Pace {
-    fn new(now: Instant) -> Self {
-        Pace {
-            window_start: now,
-            taken: 0,
-            rate: None,
-        }
+impl Speed {
+    /// Weight of the newest latency in the mean.
+    const ALPHA: f64 = 0.2;
+
+    fn observe(&mut self, latency: Duration) {
+        let l = latency.as_secs_f64();
+        self.latency = Some(match self.latency {
+            Some(mean) => mean + Self::ALPHA * (l - mean),
+            None => l,
+        });
     }
 
-    fn took(&mut self, n: usize, now: Instant) {
-        self.roll(now);
-        self.taken += n as u64;
-    }
-
-    fn roll(&mut self, now: Instant) {
-        let elapsed = now.saturating_duration_since(self.window_start);
-        if elapsed >= Duration::from_secs(1) {
-            self.rate = Some(self.taken as f64 / elapsed.as_secs_f64());
-            self.taken = 0;
-            self.window_start = now;
-        }
-    }
-
-    /// How long `queued` deliveries take to drain at the measured pace, bounded by what the
-    /// limits allow; `None` while nothing bounds or measures it.
+    /// How long `queued` deliveries take to drain: `concurrency` requests at a time, each
+    /// lasting the endpoint's latency and carrying up to `per_request` deliveries, within the
+    /// rate limit's `ceiling`. The age of the oldest request in flight is a lower bound on the
+    /// latency, so an endpoint that stops answering is judged slow before any request ends.
+    /// `None` while nothing is known.
     fn drain_time(
-        &mut self,
+        &self,
         queued: usize,
-        ceiling: Option<f64>,
-        now: Instant,
+        limits: &Limits,
+        oldest_in_flight: Option<Duration>,
     ) -> Option<Duration> {
-        self.roll(now);
-        let rate = match (self.rate, ceiling) {
-            (Some(r), Some(c)) => Some(r.min(c)),
-            (r, c) => r.or(c),
-        }?;
+        let latency = match (self.latency, oldest_in_flight.map(|d| d.as_secs_f64())) {
+            (Some(mean), Some(age)) => Some(mean.max(age)),
+            (mean, age) => mean.or(age),
+        };
+        let per_request = if limits.policy.enabled {
+            limits.policy.max_events.max(1) as f64
+        } else {
+            1.0
+        };
+        let by_latency =
+            latency.map(|l| limits.concurrency.max(1) as f64 * per_request / l.max(1e-4));
+        let rate = match (by_latency, limits.ceiling()) {
+            (Some(a), Some(b)) => a.min(b),
+            (a, b) => a.or(b)?,
+        };
         if rate <= 0.0 {
             return Some(Duration::MAX);
         }
         Some(Duration::from_secs_f64((queued as f64 / rate).min(1e9)))
+    }
+
+    /// Whether the endpoint is slow: its own rate limit keeps its queue from draining within
+    /// [`MAX_DRAIN`], or it is much slower than the other endpoints are now (`reference`
+    /// latency) and at that speed its queue would not drain in time, or every send slot has
+    /// held a request for [`HANG_AFTER`] (and that much longer than the others take).
+    fn is_slow(
+        &self,
+        queued: usize,
+        in_flight: usize,
+        limits: &Limits,
+        oldest_in_flight: Option<Duration>,
+        reference: Option<Duration>,
+    ) -> bool {
+        let reference = reference.map_or(0.0, |r| r.as_secs_f64());
+        let much_slower = |latency: f64| latency >= SLOWER_THAN_OTHERS * reference;
+        let hanging = in_flight >= limits.concurrency.max(1)
+            && oldest_in_flight
+                .is_some_and(|age| age >= HANG_AFTER && much_slower(age.as_secs_f64()));
+        if hanging {
+            return true;
+        }
+        if queued <= limits.concurrency {
+            return false;
+        }
+        let throttled = limits
+            .ceiling()
+            .is_some_and(|c| queued as f64 / c.max(1e-9) > MAX_DRAIN.as_secs_f64());
+        let latency = match (self.latency, oldest_in_flight.map(|d| d.as_secs_f64())) {
+            (Some(mean), Some(age)) => Some(mean.max(age)),
+            (mean, age) => mean.or(age),
+        };
+        let lagging = latency.is_some_and(much_slower)
+            && self
+                .drain_time(queued, limits, oldest_in_flight)
+                .is_some_and(|t| t > MAX_DRAIN);
+        throttled || lagging
     }
 }
 
@@ -183,6 +228,9 @@ struct Queued {
 struct Done {
     /// False when the endpoint failed the request (a 2xx, or nothing sent, is true).
     ok: bool,
+    started: Instant,
+    /// How long the exchange took, when a request was made.
+    latency: Option<Duration>,
 }
 
 pub(crate) struct Worker {
@@ -196,8 +244,9 @@ pub(crate) struct Worker {
     done_tx: mpsc::UnboundedSender<Done>,
     done_rx: mpsc::UnboundedReceiver<Done>,
     last_failed: bool,
-    last_completion: Instant,
-    pace: Pace,
+    /// When each request in flight started (at most `concurrency` of them).
+    started: Vec<Instant>,
+    speed: Speed,
     limits: Limits,
     bucket: Option<TokenBucket>,
     loaded_at: Option<Instant>,
@@ -216,7 +265,6 @@ impl Worker {
     ) -> Self {
         let (done_tx, done_rx) = mpsc::unbounded_channel();
         let limits = Limits::of(None, &shared.config);
-        let now = Instant::now();
         Worker {
             id,
             rx,
@@ -228,8 +276,8 @@ impl Worker {
             done_tx,
             done_rx,
             last_failed: false,
-            last_completion: now,
-            pace: Pace::new(now),
+            started: Vec::new(),
+            speed: Speed::default(),
             bucket: limits.bucket(),
             limits,
             loaded_at: None,
@@ -276,7 +324,13 @@ impl Worker {
                 Some(done) = self.done_rx.recv() => {
                     self.in_flight -= 1;
                     self.last_failed = !done.ok;
-                    self.last_completion = Instant::now();
+                    if let Some(i) = self.started.iter().position(|t| *t == done.started) {
+                        self.started.swap_remove(i);
+                    }
+                    if let Some(latency) = done.latency {
+                        self.speed.observe(latency);
+                        self.shared.observe_latency(latency);
+                    }
                 }
                 () = self.shared.closing.cancelled(), if !self.closing => self.close(),
                 received = self.rx.recv() => match received {
@@ -298,17 +352,17 @@ impl Worker {
     /// Tells intake how full and how slow this endpoint is.
     fn publish_load(&mut self) {
         let now = Instant::now();
-        let hanging = self.in_flight >= self.limits.concurrency
-            && now.duration_since(self.last_completion) >= HANG_AFTER;
-        let queued = self.queue.len();
-        let too_slow = queued > self.limits.concurrency
-            && self
-                .pace
-                .drain_time(queued, self.limits.ceiling(), now)
-                .is_some_and(|t| t > MAX_DRAIN);
-        self.load
-            .slow
-            .store(self.last_failed || hanging || too_slow, Ordering::Release);
+        let oldest = self.started.iter().min().map(|t| now.duration_since(*t));
+        let queued = self.load.queued.load(Ordering::Acquire);
+        let slow = self.last_failed
+            || self.speed.is_slow(
+                queued,
+                self.in_flight,
+                &self.limits,
+                oldest,
+                self.shared.latency_reference(),
+            );
+        self.load.slow.store(slow, Ordering::Release);
     }
 
     /// The dispatcher is closing (shutdown): drop what waits unsent; requests in flight
@@ -388,15 +442,19 @@ impl Worker {
                 .map(|q| q.delivery)
                 .collect();
             self.load.queued.fetch_sub(batch.len(), Ordering::AcqRel);
-            self.pace.took(batch.len(), now);
             self.in_flight += 1;
+            self.started.push(now);
             let shared = self.shared.clone();
             let done = self.done_tx.clone();
             let endpoint = self.endpoint.clone();
             tokio::spawn(
                 async move {
-                    let ok = send(&shared, endpoint, batch).await;
-                    let _ = done.send(Done { ok });
+                    let (ok, latency) = send(&shared, endpoint, batch).await;
+                    let _ = done.send(Done {
+                        ok,
+                        started: now,
+                        latency,
+                    });
                 }
                 .in_current_span(),
             );
@@ -515,15 +573,37 @@ async fn gate(shared: &Shared, endpoint: &Endpoint, batch: Vec<Delivery>) -> Vec
 }
 
 /// Sends one request carrying `batch` (one delivery or several read under one lease) and
-/// carries out what follows. Returns false when the endpoint failed the request.
-async fn send(shared: &Shared, endpoint: Snapshot, batch: Vec<Delivery>) -> bool {
+/// carries out what follows. Returns whether the endpoint took it (true when nothing was
+/// sent) and how long the exchange took, when there was one.
+async fn send(
+    shared: &Shared,
+    endpoint: Snapshot,
+    batch: Vec<Delivery>,
+) -> (bool, Option<Duration>) {
+    match exchange(shared, endpoint, batch).await {
+        Sent::Nothing => (true, None),
+        Sent::Answered { ok, latency } => (ok, Some(latency)),
+    }
+}
+
+/// What one [`exchange`] came to.
+enum Sent {
+    /// No request was made (the endpoint is gone or paused, the partition was revoked…).
+    Nothing,
+    Answered {
+        ok: bool,
+        latency: Duration,
+    },
+}
+
+async fn exchange(shared: &Shared, endpoint: Snapshot, batch: Vec<Delivery>) -> Sent {
     let endpoint = match endpoint {
         Ok(Some(ep)) => ep,
         Ok(None) => {
             for d in batch {
                 shared.handoff.drop_delivery(d, DropReason::EndpointDeleted);
             }
-            return true;
+            return Sent::Nothing;
         }
         Err(e) => {
             // The table cannot be read: retry later, as for any failure not the receiver's.
@@ -552,12 +632,12 @@ async fn send(shared: &Shared, endpoint: Snapshot, batch: Vec<Delivery>) -> bool
                     }
                 }
             }
-            return true;
+            return Sent::Nothing;
         }
     };
     let batch = gate(shared, &endpoint, batch).await;
     let Some(first) = batch.first() else {
-        return true;
+        return Sent::Nothing;
     };
     let lease = first.lease().clone();
     let attempt = first.attempt;
@@ -590,8 +670,8 @@ async fn send(shared: &Shared, endpoint: Snapshot, batch: Vec<Delivery>) -> bool
                     exchange = shared.http.post(&endpoint.url, &headers, body.clone()) => exchange,
                     // The partition was revoked or the drain timed out: the request is abandoned
                     // and its deliveries stay unsettled for whoever reads them next.
-                    () = lease.revoked() => return true,
-                    () = shared.abort.cancelled() => return true,
+                    () = lease.revoked() => return Sent::Nothing,
+                    () = shared.abort.cancelled() => return Sent::Nothing,
                 };
                 shared
                     .metrics
@@ -607,7 +687,7 @@ async fn send(shared: &Shared, endpoint: Snapshot, batch: Vec<Delivery>) -> bool
         };
     if lease.is_revoked() {
         // Its new owner sends it again: no retry record, no breaker count from here.
-        return true;
+        return Sent::Nothing;
     }
     let verdict = classify(&result, SystemTime::now());
     let failure = match verdict {
@@ -649,7 +729,7 @@ async fn send(shared: &Shared, endpoint: Snapshot, batch: Vec<Delivery>) -> bool
             },
         );
         shared.handoff.delivered(batch);
-        return true;
+        return Sent::Answered { ok: true, latency };
     };
     if let Some(detail) = &detail {
         debug!(endpoint_id = %endpoint.id, error = %detail, class = failure.class.as_str(), "attempt failed");
@@ -686,7 +766,7 @@ async fn send(shared: &Shared, endpoint: Snapshot, batch: Vec<Delivery>) -> bool
                     for d in batch {
                         shared.handoff.drop_delivery(d, DropReason::EndpointDeleted);
                     }
-                    return false;
+                    return Sent::Answered { ok: false, latency };
                 }
                 (Disabling::StillEnabled, Some(at)) => (Some(at), None),
                 (Disabling::Disabled | Disabling::StillEnabled, _) => (None, Some(dead_letter)),
@@ -719,34 +799,74 @@ async fn send(shared: &Shared, endpoint: Snapshot, batch: Vec<Delivery>) -> bool
         }
         (None, None) => {}
     }
-    false
+    Sent::Answered { ok: false, latency }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn limits(concurrency: usize, rate: f64, batching: bool) -> Limits {
+        let config = crate::config::Config::load_from(None, &[]).expect("defaults");
+        let mut l = Limits::of(None, &config.delivery);
+        l.concurrency = concurrency;
+        l.rate_per_sec = rate;
+        l.policy.enabled = batching;
+        l
+    }
+
     #[test]
-    fn pace_is_measured_over_whole_windows_and_bounded_by_the_limits() {
-        let t0 = Instant::now();
-        let mut pace = Pace::new(t0);
-        assert_eq!(pace.drain_time(100, None, t0), None, "nothing known yet");
+    fn speed_comes_from_latency_and_limits_not_from_how_fast_the_queue_drained() {
+        let mut speed = Speed::default();
+        let unbatched = limits(8, 0.0, false);
         assert_eq!(
-            pace.drain_time(100, Some(10.0), t0),
-            Some(Duration::from_secs(10)),
-            "the rate limit alone bounds it"
+            speed.drain_time(1000, &unbatched, None),
+            None,
+            "nothing known yet"
         );
-        pace.took(500, t0 + Duration::from_millis(100));
-        pace.took(500, t0 + Duration::from_millis(900));
-        let t1 = t0 + Duration::from_secs(1);
-        // A thousand taken in the first second: a thousand queued drain in a second.
-        let drain = pace.drain_time(1000, None, t1).expect("measured");
-        assert!(drain <= Duration::from_millis(1001), "{drain:?}");
-        // The limit wins when it is lower than what was measured.
+        // A healthy endpoint: 10 ms, 8 at a time: 800/s, 1,000 drain in 1.25 s.
+        speed.observe(Duration::from_millis(10));
+        let t = speed.drain_time(1000, &unbatched, None).expect("known");
+        assert!((1.2..1.3).contains(&t.as_secs_f64()), "{t:?}");
+        // A request in flight for 2 s bounds the latency from below: slow before it ends.
+        let t = speed
+            .drain_time(1000, &unbatched, Some(Duration::from_secs(2)))
+            .expect("known");
+        assert!(t > MAX_DRAIN, "{t:?}");
+        // Its own rate limit bounds it too: 1 request/s.
+        let throttled = limits(8, 1.0, false);
         assert_eq!(
-            pace.drain_time(100, Some(1.0), t1),
-            Some(Duration::from_secs(100))
+            speed.drain_time(300, &throttled, None),
+            Some(Duration::from_secs(300))
         );
+        // Batches carry up to max_events per request.
+        let batched = limits(8, 0.0, true);
+        let t = speed.drain_time(1000, &batched, None).expect("known");
+        assert!(t < Duration::from_millis(20), "{t:?}");
+    }
+
+    #[test]
+    fn slow_means_slower_than_the_others_or_held_back_by_its_own_limit() {
+        let ms = Duration::from_millis;
+        let unbatched = limits(8, 0.0, false);
+        // Saturated machine: every request takes 60 ms. Full queue, but so is everyone's.
+        let mut busy = Speed::default();
+        busy.observe(ms(60));
+        assert!(!busy.is_slow(1000, 8, &unbatched, Some(ms(70)), Some(ms(60))));
+        // The same endpoint at 2 s while the others take 60 ms is slow.
+        let mut slow = Speed::default();
+        slow.observe(Duration::from_secs(2));
+        assert!(slow.is_slow(1000, 4, &unbatched, None, Some(ms(60))));
+        // Hanging: every slot held for over a second, far longer than the others.
+        let fresh = Speed::default();
+        assert!(fresh.is_slow(5, 8, &unbatched, Some(ms(1500)), Some(ms(10))));
+        assert!(!fresh.is_slow(5, 8, &unbatched, Some(ms(500)), Some(ms(10))));
+        // Throttled by its own limit (1 request/s): slow however fast it answers.
+        let mut quick = Speed::default();
+        quick.observe(ms(1));
+        assert!(quick.is_slow(300, 1, &limits(8, 1.0, false), None, Some(ms(1))));
+        // A short queue is never a reason.
+        assert!(!slow.is_slow(3, 1, &unbatched, None, Some(ms(60))));
     }
 
     #[test]

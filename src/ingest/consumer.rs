@@ -57,9 +57,10 @@ const TICK: Duration = Duration::from_millis(100);
 /// How often settled offsets are committed: the most a crash can re-send is about this much
 /// (plus what settled past a record still in flight, which the commit metadata covers).
 const COMMIT_EVERY: Duration = Duration::from_millis(500);
-/// How long a partition may wait in Kafka for an endpoint that said it drains soon; after
-/// that, what does not fit goes to a retry tier instead.
-const ENDPOINT_WAIT_LIMIT: Duration = Duration::from_secs(2);
+/// How long a partition may wait in Kafka for an endpoint judged fast enough to wait for;
+/// after that, what does not fit goes to a retry tier instead. A safety net: an endpoint
+/// that cannot drain within `MAX_DRAIN` at its own speed is judged slow long before.
+const ENDPOINT_WAIT_LIMIT: Duration = Duration::from_secs(10);
 /// Bound on fetching committed offsets (with their metadata) for a new assignment.
 const COMMITTED_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -735,13 +736,13 @@ impl Ingest {
                 // Released below with the other due heads.
                 continue;
             }
-            let go = match self.dispatcher.room(&endpoint) {
-                Room::Free | Room::Full { slow: true } => true,
-                Room::Full { slow: false } if since.elapsed() >= ENDPOINT_WAIT_LIMIT => {
-                    self.impatient.insert(tp.clone());
-                    true
-                }
-                Room::Full { slow: false } => false,
+            let go = if self.dispatcher.resumable(&endpoint) {
+                true
+            } else if since.elapsed() >= ENDPOINT_WAIT_LIMIT {
+                self.impatient.insert(tp.clone());
+                true
+            } else {
+                false
             };
             if go {
                 self.blocked.remove(&tp);

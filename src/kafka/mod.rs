@@ -1,7 +1,10 @@
-//! Kafka client configuration shared by every client hookrelay creates, and topic
-//! administration.
+//! Kafka client configuration shared by every client hookrelay creates, the start-up
+//! connectivity check, and topic administration.
 
+pub mod probe;
 pub mod topics;
+
+pub use probe::{ConnectError, check_connection};
 
 use rdkafka::ClientConfig;
 

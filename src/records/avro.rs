@@ -278,6 +278,44 @@ impl VersionedSchema {
         Ok(out)
     }
 
+    /// Single-object encoding with an older `version`, of a value of the current Rust type:
+    /// written with the current schema, then resolved into `version` (Avro resolution drops
+    /// the fields `version` does not have). For records that builds knowing only `version`
+    /// must still read; the caller makes sure the dropped fields carry nothing it needs.
+    pub fn encode_projected<T: Serialize>(
+        &self,
+        version: u32,
+        value: &T,
+    ) -> Result<Vec<u8>, AvroError> {
+        let current = self.current_entry();
+        let target = self.version(version)?;
+        if target.number == current.number {
+            return self.encode(value);
+        }
+        let mut datum = Vec::with_capacity(256);
+        self.write_datum(current, value, &mut datum)?;
+        let encode_error = |source| AvroError::Encode {
+            schema: self.name,
+            version: target.number,
+            source,
+        };
+        let mut reader = datum.as_slice();
+        let projected = GenericDatumReader::builder(&current.schema)
+            .reader_schema(&target.schema)
+            .build()
+            .and_then(|r| r.read_value(&mut reader))
+            .map_err(encode_error)?;
+        let mut out = Vec::with_capacity(datum.len() + SINGLE_OBJECT_HEADER_LEN);
+        out.extend_from_slice(&SINGLE_OBJECT_MAGIC);
+        out.extend_from_slice(&target.fingerprint.0);
+        let body = apache_avro::writer::datum::GenericDatumWriter::builder(&target.schema)
+            .build()
+            .and_then(|w| w.write_value_to_vec(projected))
+            .map_err(encode_error)?;
+        out.extend_from_slice(&body);
+        Ok(out)
+    }
+
     /// The bare datum (no header) with the current schema, for framings that carry the
     /// schema identity elsewhere (Confluent's schema id).
     pub fn encode_datum<T: Serialize>(&self, value: &T) -> Result<Vec<u8>, AvroError> {

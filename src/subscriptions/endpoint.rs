@@ -22,6 +22,7 @@ static ENDPOINT_SCHEMA: LazyLock<Result<VersionedSchema, AvroError>> = LazyLock:
         &[
             (1, include_str!("../../schemas/endpoint.v1.avsc")),
             (2, include_str!("../../schemas/endpoint.v2.avsc")),
+            (3, include_str!("../../schemas/endpoint.v3.avsc")),
         ],
     )
 });
@@ -75,6 +76,11 @@ pub struct Endpoint {
     pub created_at_ms: Option<i64>,
     #[serde(default)]
     pub updated_at_ms: Option<i64>,
+    /// Where the owner is e-mailed when the endpoint is disabled (schema v3). Unset, the
+    /// notifier falls back to the account's default, then to the operator's address (see
+    /// `crate::notify::recipient`).
+    #[serde(default)]
+    pub contact_email: Option<String>,
     /// The circuit breaker's status record for this endpoint, merged in by the table when it
     /// reads the endpoint; `None` when there is none (never disabled). Not part of the
     /// endpoint record: writing an endpoint never writes its status.
@@ -144,6 +150,7 @@ impl Endpoint {
             version: 1,
             created_at_ms: None,
             updated_at_ms: None,
+            contact_email: None,
             status: None,
         }
     }
@@ -221,8 +228,32 @@ impl Endpoint {
         if self.version < 0 {
             return Err(EndpointError::NegativeVersion);
         }
+        if let Some(email) = &self.contact_email
+            && !plausible_email(email)
+        {
+            return Err(EndpointError::ContactEmail);
+        }
         Ok(())
     }
+}
+
+/// Longest contact address accepted (RFC 5321's limit on a forward path).
+const MAX_EMAIL_LEN: usize = 254;
+
+/// One `local@domain` address: bounded, no spaces, control characters or angle brackets, a
+/// non-empty part on each side of a single `@`. The mail library parses it fully when
+/// sending; this keeps obvious garbage out of the table.
+fn plausible_email(s: &str) -> bool {
+    let Some((local, domain)) = s.split_once('@') else {
+        return false;
+    };
+    s.len() <= MAX_EMAIL_LEN
+        && !local.is_empty()
+        && !domain.is_empty()
+        && !domain.contains('@')
+        && !s
+            .chars()
+            .any(|c| c.is_control() || c.is_whitespace() || matches!(c, '<' | '>' | ',' | ';'))
 }
 
 /// Non-empty, bounded, and free of control characters (NUL separates the account index key).
@@ -263,6 +294,8 @@ pub enum EndpointError {
     EmptyEventType { index: usize },
     #[error("version must not be negative")]
     NegativeVersion,
+    #[error("contact_email must be one address like owner@example.com")]
+    ContactEmail,
     #[error("JSON endpoint record does not decode")]
     Json(#[source] serde_json::Error),
     #[error("Avro endpoint record does not decode or encode")]
@@ -303,12 +336,22 @@ impl fmt::Display for Redacted<'_> {
     }
 }
 
-/// Encodes an endpoint as the topic carries it: Avro single-object encoding of the current
-/// schema. Validates first, so nothing invalid is ever published.
+/// Encodes an endpoint as the topic carries it: Avro single-object encoding. Validates
+/// first, so nothing invalid is ever published.
+///
+/// The writer version is the oldest that holds every field the endpoint sets: an endpoint
+/// without a contact e-mail is written as v2, which builds from before v3 still read (a
+/// reader needs to know the writer's schema), so a rolling upgrade does not hide endpoint
+/// changes from the instances not yet upgraded. Only endpoints that use v3's field need v3.
 pub fn encode_endpoint(endpoint: &Endpoint) -> Result<Vec<u8>, EndpointError> {
     endpoint.validate()?;
+    let version = if endpoint.contact_email.is_some() {
+        3
+    } else {
+        2
+    };
     endpoint_schema()?
-        .encode(endpoint)
+        .encode_projected(version, endpoint)
         .map_err(|e| EndpointError::Avro(Box::new(e)))
 }
 
@@ -425,6 +468,7 @@ pub(crate) mod tests {
         e.version = 42;
         e.created_at_ms = Some(1);
         e.updated_at_ms = Some(2);
+        e.contact_email = Some("ops@example.com".into());
         e
     }
 
@@ -547,6 +591,82 @@ pub(crate) mod tests {
         );
         assert!(check(&|e| e.event_types = vec!["".into()]).contains("event type #0"));
         assert!(check(&|e| e.version = -1).contains("version"));
+        for bad in [
+            "",
+            "ops",
+            "@example.com",
+            "ops@",
+            "a@b@c",
+            "ops @example.com",
+            "<ops@x.com>",
+            "a@x.com, b@y.com",
+            "ops@exa\nmple.com",
+        ] {
+            assert!(
+                check(&|e| e.contact_email = Some(bad.into())).contains("contact_email"),
+                "{bad:?} is refused"
+            );
+        }
+        let mut e = endpoint("ep_1", "acct");
+        e.contact_email = Some("webhooks+alerts@customer.example".into());
+        assert!(e.validate().is_ok());
+    }
+
+    /// The Avro schema of endpoint version `v`, as shipped.
+    fn schema_v(v: u32) -> apache_avro::Schema {
+        let set = endpoint_schema().unwrap();
+        let (_, schema, _) = set.versions().find(|(n, _, _)| *n == v).unwrap();
+        schema.clone()
+    }
+
+    #[test]
+    fn endpoints_without_a_contact_are_written_as_v2_for_older_readers() {
+        let set = endpoint_schema().unwrap();
+        let plain = endpoint("ep_1", "acct");
+        let bytes = encode_endpoint(&plain).unwrap();
+        assert_eq!(bytes[2..10], set.fingerprint(2).unwrap().0, "v2 writer");
+        assert_eq!(decode_endpoint(&bytes).unwrap(), plain);
+
+        let with_contact = full_endpoint();
+        let bytes = encode_endpoint(&with_contact).unwrap();
+        assert_eq!(bytes[2..10], set.fingerprint(3).unwrap().0, "v3 writer");
+        assert_eq!(decode_endpoint(&bytes).unwrap(), with_contact);
+    }
+
+    #[test]
+    fn old_reader_schemas_read_v3_records() {
+        // A reader on v1 or v2 that is handed the v3 writer schema resolves the record and
+        // drops contact_email (Avro resolution ignores writer fields the reader lacks).
+        let bytes = encode_endpoint(&full_endpoint()).unwrap();
+        let writer = schema_v(3);
+        for old in [1, 2] {
+            let reader = schema_v(old);
+            let mut datum = &bytes[10..];
+            let value = apache_avro::reader::datum::GenericDatumReader::builder(&writer)
+                .reader_schema(&reader)
+                .build()
+                .and_then(|r| r.read_value(&mut datum))
+                .unwrap_or_else(|e| panic!("v{old} reads v3: {e}"));
+            assert!(datum.is_empty(), "v{old} consumed the whole datum");
+            let apache_avro::types::Value::Record(fields) = value else {
+                panic!("not a record");
+            };
+            assert!(fields.iter().any(
+                |(k, v)| k == "id" && *v == apache_avro::types::Value::String("ep_full".into())
+            ));
+            assert!(!fields.iter().any(|(k, _)| k == "contact_email"));
+        }
+    }
+
+    #[test]
+    fn v3_reads_v2_records_without_a_contact() {
+        // (v1 data is covered field by field by the directory-driven evolution test.)
+        let set = endpoint_schema().unwrap();
+        let mut e = full_endpoint();
+        e.contact_email = None;
+        let bytes = set.encode_projected(2, &e).unwrap();
+        assert_eq!(bytes[2..10], set.fingerprint(2).unwrap().0);
+        assert_eq!(decode_endpoint(&bytes).unwrap(), e);
     }
 
     #[test]

@@ -35,7 +35,24 @@ pub const METRIC_NAMES: &[&str] = &[
     "hookrelay_api_request_duration_seconds",
     "hookrelay_api_rate_limited_total",
     "hookrelay_api_redeliveries_total",
+    "hookrelay_notifications_total",
+    "hookrelay_notification_smtp_attempts_total",
 ];
+
+/// How the notifier finished with a notice (`hookrelay_notifications_total{outcome}`): sent,
+/// or skipped for good (each skip is logged with its reason).
+pub const NOTIFICATION_OUTCOMES: &[&str] = &[
+    "sent",
+    "no_recipient",
+    "rejected",
+    "superseded",
+    "unsupported",
+    "undecodable",
+];
+
+/// Results of one SMTP attempt (`hookrelay_notification_smtp_attempts_total{outcome}`):
+/// accepted by the server, failed and retried later, or rejected for good.
+pub const SMTP_ATTEMPT_OUTCOMES: &[&str] = &["accepted", "failed", "rejected"];
 
 /// Why intake holds a partition (label of `hookrelay_paused_partitions`).
 pub const PAUSE_REASONS: &[&str] = &[
@@ -369,6 +386,46 @@ impl Metrics {
     }
 }
 
+/// The notifier's metrics (owner e-mails): `run` registers them whether or not the notifier
+/// runs there (at zero if not), `hookrelay notify` registers only these.
+#[derive(Clone)]
+pub struct NotifyMetrics {
+    /// Notices finished with, by outcome ([`NOTIFICATION_OUTCOMES`]).
+    pub notifications: IntCounterVec,
+    /// SMTP attempts by outcome ([`SMTP_ATTEMPT_OUTCOMES`]).
+    pub smtp_attempts: IntCounterVec,
+}
+
+impl NotifyMetrics {
+    pub fn new(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let m = NotifyMetrics {
+            notifications: IntCounterVec::new(
+                Opts::new(
+                    "hookrelay_notifications_total",
+                    "Endpoint notices the notifier finished with: e-mailed, or skipped for good, by outcome.",
+                ),
+                &["outcome"],
+            )?,
+            smtp_attempts: IntCounterVec::new(
+                Opts::new(
+                    "hookrelay_notification_smtp_attempts_total",
+                    "SMTP attempts to send an owner e-mail, by outcome (accepted, failed and retried, rejected).",
+                ),
+                &["outcome"],
+            )?,
+        };
+        registry.register(Box::new(m.notifications.clone()))?;
+        registry.register(Box::new(m.smtp_attempts.clone()))?;
+        for outcome in NOTIFICATION_OUTCOMES {
+            m.notifications.with_label_values(&[outcome]);
+        }
+        for outcome in SMTP_ATTEMPT_OUTCOMES {
+            m.smtp_attempts.with_label_values(&[outcome]);
+        }
+        Ok(m)
+    }
+}
+
 /// Renders a registry in the Prometheus text format.
 pub fn render(registry: &Registry) -> String {
     use prometheus::Encoder;
@@ -404,6 +461,7 @@ mod tests {
         m.api_request_duration.observe(0.1);
         m.api_rate_limited.inc();
         m.api_redeliveries.with_label_values(&["x"]).inc();
+        NotifyMetrics::new(&registry).expect("register the notifier's");
         let text = render(&registry);
         for name in METRIC_NAMES {
             assert!(text.contains(name), "{name} missing from\n{text}");

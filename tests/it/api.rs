@@ -175,6 +175,7 @@ async fn endpoints_are_created_read_listed_changed_and_deleted() {
                 "event_types": ["license.created", "payment.failed"],
                 "rate_limit_per_sec": 5,
                 "batching": {"enabled": false},
+                "contact_email": "webhooks@customer.example",
             }),
         )
         .await;
@@ -185,6 +186,7 @@ async fn endpoints_are_created_read_listed_changed_and_deleted() {
     assert_eq!(created["state"], "active");
     assert_eq!(created["version"], 1);
     assert_eq!(created["batching"]["enabled"], false);
+    assert_eq!(created["contact_email"], "webhooks@customer.example");
 
     // Read-your-writes: the answer came after the table applied it.
     let (status, read) = env.get(&format!("/v1/endpoints/{id}"), &env.a).await;
@@ -204,7 +206,7 @@ async fn endpoints_are_created_read_listed_changed_and_deleted() {
             Method::PATCH,
             &format!("/v1/endpoints/{id}"),
             Some(&env.a),
-            Some(json!({"version": 1, "description": null, "event_types": [], "enabled": false})),
+            Some(json!({"version": 1, "description": null, "event_types": [], "enabled": false, "contact_email": null})),
         )
         .await;
     assert_eq!(status, 200, "{changed}");
@@ -212,6 +214,7 @@ async fn endpoints_are_created_read_listed_changed_and_deleted() {
     assert_eq!(changed["description"], Value::Null);
     assert_eq!(changed["event_types"], json!([]));
     assert_eq!(changed["state"], "paused");
+    assert_eq!(changed["contact_email"], Value::Null);
     assert_eq!(changed["rate_limit_per_sec"], 5, "untouched fields stay");
     let (status, stale) = env
         .call(
@@ -884,6 +887,10 @@ async fn bad_input_is_a_4xx_that_names_the_field() {
     assert_eq!(
         field(&create(json!({"url": ok_url, "secret": "hunter2"})).await),
         bad("secret")
+    );
+    assert_eq!(
+        field(&create(json!({"url": ok_url, "contact_email": "a@b.example c@d.example"})).await),
+        bad("contact_email")
     );
 
     // Not JSON, too large, no key, a wrong key.

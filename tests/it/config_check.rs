@@ -49,9 +49,41 @@ timeout = "3s"
 }
 
 #[test]
+fn smtp_and_kafka_passwords_from_the_environment_are_masked() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hookrelay"))
+        .args(["config", "check"])
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("config/secured-cluster.toml"))
+        .env(
+            "HOOKRELAY__KAFKA__PROPERTIES__SASL_PASSWORD",
+            "kafka-pass-31",
+        )
+        .env("HOOKRELAY__NOTIFY__SMTP__PASSWORD", "smtp-pass-42")
+        .output()
+        .expect("run hookrelay");
+    assert!(out.status.success(), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!stdout.contains("kafka-pass-31"), "{stdout}");
+    assert!(!stdout.contains("smtp-pass-42"), "{stdout}");
+    assert!(stdout.contains("\"sasl.password\" = \"***\""), "{stdout}");
+    assert!(stdout.contains("password = \"***\""), "{stdout}");
+}
+
+#[test]
 fn the_shipped_config_files_are_valid() {
-    for file in ["config/local.toml", "config/defaults.toml"] {
-        let out = check_file(&Path::new(env!("CARGO_MANIFEST_DIR")).join(file));
+    for file in [
+        "config/local.toml",
+        "config/defaults.toml",
+        "config/secured-cluster.toml",
+    ] {
+        // As documented in secured-cluster.toml, its passwords come from the environment.
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_hookrelay"))
+            .args(["config", "check"])
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join(file))
+            .env_remove("HOOKRELAY__KAFKA__BOOTSTRAP_SERVERS")
+            .env("HOOKRELAY__KAFKA__PROPERTIES__SASL_PASSWORD", "x")
+            .env("HOOKRELAY__NOTIFY__SMTP__PASSWORD", "y")
+            .output()
+            .expect("run hookrelay");
         assert!(out.status.success(), "{file}: {out:?}");
     }
 }

@@ -454,10 +454,6 @@ fn the_compose_config_is_a_valid_hookrelay_config_for_both_instances() {
                 "HOOKRELAY__SUBSCRIPTIONS__DATA_DIR",
                 format!("/var/lib/hookrelay/hookrelay-{n}"),
             ),
-            (
-                "HOOKRELAY__API__DATA_DIR",
-                format!("/var/lib/hookrelay/api-{n}"),
-            ),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))

@@ -380,7 +380,6 @@ async fn two_instances_share_the_partitions_and_one_takes_over_when_the_other_st
     let mut second_config = config.clone();
     let second_dir = tempfile::tempdir().expect("tempdir");
     second_config.subscriptions.data_dir = second_dir.path().join("subs");
-    second_config.api.data_dir = second_dir.path().join("api");
     let first = RunningApp::start(config.clone()).await;
     let second = RunningApp::start(second_config).await;
     wait_for_members(&config.kafka.group_id, 2).await;

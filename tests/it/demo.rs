@@ -1,7 +1,8 @@
 //! `hookrelay demo` as a person runs it: the built binary, bounded with `--duration`, on the
 //! in-process Kafka. While it runs, its /metrics must show every path a delivery can take
-//! (delivered, batched, retried, dead-lettered, endpoint disabled); then it must stop by
-//! itself, print its summary and exit 0.
+//! (delivered, batched, retried, dead-lettered, endpoint disabled); it must print the e-mail
+//! the disabled endpoint's owner receives; then it must stop by itself, print its summary and
+//! exit 0.
 
 use std::collections::BTreeMap;
 use std::process::Stdio;
@@ -247,6 +248,20 @@ async fn demo_shows_every_delivery_outcome_and_exits_cleanly() {
         stdout.contains("DISABLED (consecutive_failures)"),
         "the summary names the disabled endpoint and why\n{context}"
     );
+    // The e-mail the disabled endpoint's owner receives, printed as it reached the demo's
+    // mail server.
+    for expected in [
+        "e-mail to the endpoint's owner <webhooks@globex.example>",
+        "| Subject: Webhook endpoint ep_demo_down disabled: deliveries stopped",
+        "| Message-ID: <ntf_",
+        "|   Last error:",
+        "https://dashboard.licensor.example/endpoints/ep_demo_down",
+    ] {
+        assert!(
+            stdout.contains(expected),
+            "{expected:?} missing: the demo shows the owner's e-mail\n{context}"
+        );
+    }
     let receivers: Vec<&str> = stdout
         .lines()
         .filter(|l| l.contains("bad signatures"))

@@ -61,10 +61,6 @@ pub fn test_config(tiers_secs: &[u64], overrides: &[(&str, &str)]) -> (Config, t
             "HOOKRELAY__SUBSCRIPTIONS__DATA_DIR",
             dir.path().join("subs").display().to_string(),
         ),
-        (
-            "HOOKRELAY__API__DATA_DIR",
-            dir.path().join("api").display().to_string(),
-        ),
         // Test receivers are plain http on loopback.
         ("HOOKRELAY__API__HTTPS_REQUIRED", "false".to_owned()),
     ]

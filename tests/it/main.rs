@@ -6,6 +6,7 @@
 mod common;
 mod harness;
 mod receiver;
+mod smtp;
 
 mod api;
 mod browser;
@@ -15,7 +16,9 @@ mod dashboards;
 mod delivery;
 mod demo;
 mod fuzz;
+mod notify;
 mod pressure;
 mod retry;
+mod secured;
 mod subscriptions;
 mod topics;

@@ -204,6 +204,7 @@ function newEndpoint() {
   $('ep-version').textContent = '';
   $('ep-url').value = '';
   $('ep-description').value = '';
+  $('ep-contact').value = '';
   $('ep-rate').value = '';
   $('ep-concurrency').value = '';
   $('ep-batching').checked = true;
@@ -224,6 +225,7 @@ function select(e) {
   $('ep-version').textContent = e.id + ' · version ' + e.version;
   $('ep-url').value = e.url;
   $('ep-description').value = e.description || '';
+  $('ep-contact').value = e.contact_email || '';
   $('ep-rate').value = e.rate_limit_per_sec || '';
   $('ep-concurrency').value = e.max_concurrency || '';
   $('ep-batching').checked = e.batching.enabled;
@@ -267,6 +269,7 @@ function formBody() {
   return {
     url: $('ep-url').value.trim(),
     description: $('ep-description').value.trim() || null,
+    contact_email: $('ep-contact').value.trim() || null,
     event_types: [...$('ep-types').querySelectorAll('input:checked')].map((b) => b.value),
     rate_limit_per_sec: num($('ep-rate').value),
     max_concurrency: num($('ep-concurrency').value),
@@ -285,7 +288,7 @@ async function save(ev) {
       flash('Saved.');
     } else {
       if (state.me.scope === 'operator') body.account_id = state.account;
-      for (const k of ['description', 'rate_limit_per_sec', 'max_concurrency']) if (body[k] === null) delete body[k];
+      for (const k of ['description', 'contact_email', 'rate_limit_per_sec', 'max_concurrency']) if (body[k] === null) delete body[k];
       saved = await api('POST', '/v1/endpoints', body);
       flash('Endpoint created. Reveal its signing secret below to verify requests.');
     }
