@@ -457,9 +457,9 @@ fn assign_all(
     let mut targets = BTreeMap::new();
     let mut tpl = TopicPartitionList::with_capacity(partitions.len());
     for &partition in &partitions {
-        let (_low, high) = consumer
-            .fetch_watermarks(topic, partition, METADATA_TIMEOUT)
-            .map_err(kafka("watermark request"))?;
+        let (_low, high) =
+            retry_transient(|| consumer.fetch_watermarks(topic, partition, METADATA_TIMEOUT))
+                .map_err(kafka("watermark request"))?;
         let offset = match stored.get(&partition) {
             Some(&next) if next > high => {
                 return Err(SubscriptionError::AheadOfTopic {
@@ -480,10 +480,43 @@ fn assign_all(
     Ok((consumer, CatchUp::new(targets, stored)))
 }
 
-/// The follower loop: poll, decode, apply in batches, track the catch-up. Blocking; runs
-/// until [`SubscriptionTable::shutdown`] (or the table is dropped) or a store failure.
-/// librdkafka also reports the end of a partition as a client-wide error event; with
-/// `enable.partition.eof` on, that is expected, not an error worth a log line.
+/// How long start-up keeps asking when the cluster answers with a transient error (a leader
+/// election after a broker restart, a topic created a moment ago).
+const TRANSIENT_RETRY_FOR: Duration = Duration::from_secs(30);
+
+/// Runs a blocking metadata request again while it fails with an error that clears by
+/// itself (no leader yet, leader moved), for at most [`TRANSIENT_RETRY_FOR`].
+fn retry_transient<T>(mut request: impl FnMut() -> Result<T, KafkaError>) -> Result<T, KafkaError> {
+    let deadline = Instant::now() + TRANSIENT_RETRY_FOR;
+    loop {
+        match request() {
+            Err(e) if is_transient(&e) && Instant::now() < deadline => {
+                tracing::debug!(error = %e, "transient metadata error; asking again");
+                std::thread::sleep(Duration::from_millis(250));
+            }
+            other => return other,
+        }
+    }
+}
+
+fn is_transient(e: &KafkaError) -> bool {
+    matches!(
+        e.rdkafka_error_code(),
+        Some(
+            RDKafkaErrorCode::NotLeaderForPartition
+                | RDKafkaErrorCode::LeaderNotAvailable
+                | RDKafkaErrorCode::UnknownTopicOrPartition
+                | RDKafkaErrorCode::NotCoordinator
+                | RDKafkaErrorCode::BrokerNotAvailable
+                | RDKafkaErrorCode::RequestTimedOut
+                | RDKafkaErrorCode::NetworkException
+        )
+    )
+}
+
+/// The follower consumer's context. librdkafka also reports the end of a partition as a
+/// client-wide error event; with `enable.partition.eof` on, that is expected, not an error
+/// worth a log line.
 pub struct FollowerContext;
 
 impl rdkafka::ClientContext for FollowerContext {
@@ -502,6 +535,8 @@ impl rdkafka::ClientContext for FollowerContext {
 
 impl rdkafka::consumer::ConsumerContext for FollowerContext {}
 
+/// The follower loop: poll, decode, apply in batches, track the catch-up. Blocking; runs
+/// until [`SubscriptionTable::shutdown`] (or the table is dropped) or a store failure.
 fn follow(
     consumer: &BaseConsumer<FollowerContext>,
     store: &Store,
