@@ -15,6 +15,8 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::subscriptions::follower::retry_transient;
+
 use super::store::{ApiStore, Consumed, Source, StoreError};
 
 const MAX_BATCH: usize = 1_000;
@@ -225,8 +227,7 @@ fn assign_all(
         done: BTreeMap::new(),
     };
     for (_, topic) in topics {
-        let metadata = consumer
-            .fetch_metadata(Some(topic), METADATA_TIMEOUT)
+        let metadata = retry_transient(|| consumer.fetch_metadata(Some(topic), METADATA_TIMEOUT))
             .map_err(kafka("metadata request", topic))?;
         let partitions: Vec<i32> = match metadata.topics().iter().find(|t| t.name() == topic) {
             Some(t) if t.error().is_none() && !t.partitions().is_empty() => {
@@ -240,9 +241,9 @@ fn assign_all(
         };
         let stored = store.offsets(topic)?;
         for partition in partitions {
-            let (_low, high) = consumer
-                .fetch_watermarks(topic, partition, METADATA_TIMEOUT)
-                .map_err(kafka("watermark request", topic))?;
+            let (_low, high) =
+                retry_transient(|| consumer.fetch_watermarks(topic, partition, METADATA_TIMEOUT))
+                    .map_err(kafka("watermark request", topic))?;
             let offset = match stored.get(&partition) {
                 Some(&next) if next > high => {
                     // The topic was recreated under the same name: read it again.

@@ -22,6 +22,7 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use crate::delivery::{DeadLetterReason, now_ms};
 use crate::records::DeliveryEnvelope;
 use crate::subscriptions::Endpoint;
+use crate::subscriptions::follower::retry_transient;
 
 use super::auth::Caller;
 use super::deliveries::{Redelivery, enqueue};
@@ -319,8 +320,7 @@ fn assign_range(
     since_ms: i64,
 ) -> Result<BTreeMap<i32, i64>, ReplayError> {
     let kafka = |action| move |source| ReplayError::Kafka { action, source };
-    let metadata = consumer
-        .fetch_metadata(Some(topic), METADATA_TIMEOUT)
+    let metadata = retry_transient(|| consumer.fetch_metadata(Some(topic), METADATA_TIMEOUT))
         .map_err(kafka("metadata request"))?;
     let partitions: Vec<i32> = metadata
         .topics()
@@ -343,9 +343,9 @@ fn assign_range(
     let mut ends = BTreeMap::new();
     let mut assignment = TopicPartitionList::new();
     for el in starts.elements() {
-        let (_, high) = consumer
-            .fetch_watermarks(topic, el.partition(), METADATA_TIMEOUT)
-            .map_err(kafka("watermark request"))?;
+        let (_, high) =
+            retry_transient(|| consumer.fetch_watermarks(topic, el.partition(), METADATA_TIMEOUT))
+                .map_err(kafka("watermark request"))?;
         let Offset::Offset(start) = el.offset() else {
             // No record at or after the start time.
             continue;
