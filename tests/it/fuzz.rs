@@ -69,7 +69,9 @@ async fn the_api_answers_every_generated_request_as_its_document_says() {
         ])
         .args(["--max-examples", MAX_EXAMPLES])
         .args(["--phases", "examples,coverage,fuzzing,stateful"])
-        .args(["--workers", "2", "--seed", "1", "--no-color"])
+        // One worker: hypothesis's lambda-source cache is not thread-safe and two workers have
+        // failed on it (a tool error, not a finding).
+        .args(["--workers", "1", "--seed", "1", "--no-color"])
         .args(["--request-timeout", "20", "--max-failures", "20"])
         .args(["--generation-database", "none"])
         .arg("--report-dir")
