@@ -37,13 +37,23 @@ pub struct ApiEnv {
 pub const ACCOUNT_A: &str = "acct_a";
 pub const ACCOUNT_B: &str = "acct_b";
 
-/// Writes a key record to the config's keys topic; returns the token.
+/// Writes a key record to the config's keys topic; returns the token. A topic created a
+/// moment ago may not be in the producer's metadata yet (unknown partition): ask again.
 pub async fn new_key(config: &Config, account: Option<&str>) -> (String, String) {
     let made = ApiKey::generate(account.map(str::to_owned), Some("test".into()), 1);
-    hookrelay::api::keys::publish_key(&common::producer(), &config.topics.api_keys, &made.key)
-        .await
-        .expect("publish key");
-    (made.key.id, made.token)
+    let producer = common::producer();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match hookrelay::api::keys::publish_key(&producer, &config.topics.api_keys, &made.key).await
+        {
+            Ok(()) => return (made.key.id, made.token),
+            Err(e) if Instant::now() < deadline => {
+                eprintln!("publishing a test key: {e:?}; trying again");
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            Err(e) => panic!("publish key: {e:?}"),
+        }
+    }
 }
 
 impl ApiEnv {
