@@ -126,6 +126,8 @@ fn config_env(batching: bool) -> (Vec<(String, String)>, tempfile::TempDir) {
         ),
         ("HOOKRELAY__ADMIN__LISTEN", "127.0.0.1:0".to_owned()),
         ("HOOKRELAY__LOG__FILTER", "warn".to_owned()),
+        // The load measured is delivery's; the customer API is not part of it.
+        ("HOOKRELAY__API__ENABLED", "false".to_owned()),
         (
             "HOOKRELAY__SUBSCRIPTIONS__DATA_DIR",
             dir.path().display().to_string(),

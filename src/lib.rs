@@ -6,10 +6,12 @@
 //! [`dispatch`] (per-endpoint workers, [`batch`]ing and limits, [`sign`]ing, HTTP) →
 //! [`retry`] (the plan after an attempt, delay tiers, dead letters, circuit breaker).
 //! Below them all: [`offsets`] (at-least-once bookkeeping) and [`lifecycle`] (shutdown and
-//! readiness). [`admin`] and [`telemetry`] serve operators; [`notify`] e-mails the owners of
-//! disabled endpoints; [`app`] wires it together.
+//! readiness). [`admin`] and [`telemetry`] serve operators, [`api`] customers (the `/v1` API
+//! and the dashboard); [`notify`] e-mails the owners of disabled endpoints; [`app`] wires it
+//! together.
 
 pub mod admin;
+pub mod api;
 pub mod app;
 pub mod batch;
 pub mod cli;
