@@ -33,6 +33,11 @@ use tokio::sync::watch;
 #[path = "load/latency.rs"]
 mod latency;
 
+// The allocator the hookrelay binary uses, for the in-process scenarios and the bare client
+// alike.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn bootstrap() -> String {
     std::env::var("HOOKRELAY_TEST_BOOTSTRAP").unwrap_or_else(|_| "127.0.0.1:19092".to_owned())
 }
