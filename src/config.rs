@@ -317,14 +317,30 @@ impl Config {
     /// Like [`Config::load`] with the environment passed in, so tests need not touch the
     /// process environment.
     pub fn load_from(file: Option<&Path>, env: &[(String, String)]) -> Result<Self, ConfigError> {
-        let mut figment = Figment::from(Toml::string(DEFAULTS));
-        if let Some(path) = file {
+        let text = match file {
             // Read it ourselves: figment silently ignores a missing file.
-            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::File {
-                path: path.to_owned(),
-                source,
-            })?;
-            figment = figment.merge(Toml::string(&text));
+            Some(path) => {
+                Some(
+                    std::fs::read_to_string(path).map_err(|source| ConfigError::File {
+                        path: path.to_owned(),
+                        source,
+                    })?,
+                )
+            }
+            None => None,
+        };
+        Self::load_from_str(text.as_deref(), env)
+    }
+
+    /// Like [`Config::load_from`] with the file's text instead of its path: defaults, then
+    /// `toml` (if given), then `env`, validated.
+    pub fn load_from_str(
+        toml: Option<&str>,
+        env: &[(String, String)],
+    ) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Toml::string(DEFAULTS));
+        if let Some(text) = toml {
+            figment = figment.merge(Toml::string(text));
         }
         figment = figment.merge(env_provider(env));
         let config: Config = figment.extract().map_err(Box::new)?;
@@ -436,6 +452,17 @@ impl Config {
         }
         tracing_subscriber::EnvFilter::try_new(&self.log.filter)
             .map_err(|e| invalid("log.filter", e.to_string()))?;
+        // Start-up builds the decoder from this table; `config check` must refuse what `run`
+        // would.
+        crate::event::EventDecoder::new(&self.codec).map_err(|e| match e {
+            crate::event::CodecError::UnknownSchemaName { id, name, known } => invalid(
+                "codec.confluent_schema_ids",
+                format!(
+                    "schema id {id} maps to {name:?}, which is not a known schema (known: {known})"
+                ),
+            ),
+            other => invalid("codec.confluent_schema_ids", other.to_string()),
+        })?;
         self.validate_notify(self.notify.enabled)?;
         Ok(())
     }
@@ -689,6 +716,31 @@ mod tests {
         let err = Config::load_from(None, &env(&[("HOOKRELAY__DELIVERY__TIMEOUTT", "3s")]))
             .expect_err("unknown key");
         assert!(err.to_string().contains("timeoutt"), "{err}");
+    }
+
+    #[test]
+    fn confluent_ids_must_map_to_shipped_schemas() {
+        let ok = Config::load_from_str(
+            Some("[codec]\nconfluent_schema_ids = { 7 = \"license_event.v1\" }\n"),
+            &[],
+        )
+        .expect("a shipped version");
+        assert_eq!(ok.codec.confluent_schema_ids.len(), 1);
+        let err = Config::load_from(
+            None,
+            &env(&[(
+                "HOOKRELAY__CODEC__CONFLUENT_SCHEMA_IDS__7",
+                "license_event.v9",
+            )]),
+        )
+        .expect_err("no such version");
+        let msg = err.to_string();
+        assert!(
+            msg.starts_with("configuration key `codec.confluent_schema_ids`: schema id 7")
+                && msg.contains("license_event.v9")
+                && msg.contains("known: license_event.v1"),
+            "{msg}"
+        );
     }
 
     #[test]
