@@ -29,6 +29,8 @@ pub mod demo;
 #[cfg(feature = "service")]
 pub mod dispatch;
 pub mod event;
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod fuzz;
 pub mod ids;
 #[cfg(feature = "service")]
 pub mod ingest;
