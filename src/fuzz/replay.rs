@@ -6,10 +6,59 @@
 //! that label (see [`Verdict`]); other names (what libFuzzer writes) only have to pass the
 //! checks.
 
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 
 use super::{TARGETS, Verdict};
+
+/// The largest single allocation checking one input may make. The inputs are kilobytes; a
+/// decoder that reserves more because a length prefix says so is a memory amplification (the
+/// fuzz runs enforce the same bound with libFuzzer's `-malloc_limit_mb`).
+const MAX_ALLOCATION: usize = 64 << 20;
+
+thread_local! {
+    /// The largest allocation this thread made since the replay last reset it.
+    static LARGEST: Cell<usize> = const { Cell::new(0) };
+}
+
+fn note(size: usize) {
+    // `try_with`: allocations during thread teardown find no thread-local to update.
+    let _ = LARGEST.try_with(|largest| largest.set(largest.get().max(size)));
+}
+
+/// The system allocator, noting the largest allocation per thread (this test binary only).
+struct NotingAllocator;
+
+// SAFETY: every call is forwarded unchanged to `System`, which upholds the contract.
+unsafe impl GlobalAlloc for NotingAllocator {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        note(layout.size());
+        // SAFETY: the caller's guarantees for `layout` are `System.alloc`'s.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        note(layout.size());
+        // SAFETY: as for `alloc`.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: `ptr` came from this allocator, that is from `System`, with `layout`.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        note(new_size);
+        // SAFETY: as for `dealloc`; `new_size` is the caller's to guarantee.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: NotingAllocator = NotingAllocator;
 
 fn fuzz_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz")
@@ -63,7 +112,13 @@ fn every_corpus_and_regression_file_passes_its_target_check() {
                 .and_then(|n| n.to_str())
                 .unwrap_or_default();
             let shown = path.strip_prefix(fuzz_dir()).unwrap_or(path).display();
-            let verdict = match catch_unwind(AssertUnwindSafe(|| (target.check)(&data))) {
+            LARGEST.with(|largest| largest.set(0));
+            let verdict = catch_unwind(AssertUnwindSafe(|| (target.check)(&data)));
+            let largest = LARGEST.with(Cell::get);
+            if largest > MAX_ALLOCATION {
+                failures.push(format!("{shown}: allocated {largest} bytes at once"));
+            }
+            let verdict = match verdict {
                 Ok(v) => v,
                 Err(panic) => {
                     let why = panic

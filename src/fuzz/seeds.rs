@@ -165,7 +165,7 @@ fn events() -> Vec<Seed> {
         }
         r.push(zz as u8);
         r.extend_from_slice(b"evt_");
-        let reason = if len > 512 << 20 {
+        let reason = if len > crate::records::avro::MAX_AVRO_ALLOCATION as u64 {
             "avro_malformed"
         } else {
             "avro_truncated"

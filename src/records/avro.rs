@@ -29,6 +29,15 @@ pub const SINGLE_OBJECT_MAGIC: [u8; 2] = [0xC3, 0x01];
 /// Marker plus fingerprint: the bytes before the datum.
 pub const SINGLE_OBJECT_HEADER_LEN: usize = 10;
 
+/// The most the Avro decoder may allocate for one string, byte array or collection.
+///
+/// apache-avro allocates what a length prefix claims before it reads the bytes (up to 512 MiB
+/// by default), so a 15-byte record claiming a 500 MB string made each decode reserve 500 MB:
+/// a poison record that aborts the process where memory is not overcommitted, and is read
+/// again after the restart. No record hookrelay reads comes near this bound (Kafka's
+/// default record limit is 1 MB); the limit is process-wide and set by the first schema built.
+pub const MAX_AVRO_ALLOCATION: usize = 16 << 20;
+
 /// A schema's CRC-64-AVRO (Rabin) fingerprint, in the little-endian byte order single-object
 /// encoding writes it.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
@@ -166,6 +175,8 @@ impl VersionedSchema {
     /// `sources`: (version, schema JSON) for every version ever released, ascending. Schemas
     /// are embedded with `include_str!("../../schemas/x.vN.avsc")` so the binary needs no files.
     pub fn new(name: &'static str, sources: &[(u32, &'static str)]) -> Result<Self, AvroError> {
+        // Every decode goes through a schema set built here first.
+        apache_avro::util::max_allocation_bytes(MAX_AVRO_ALLOCATION);
         if sources.is_empty() {
             return Err(AvroError::Versions {
                 schema: name,
@@ -724,6 +735,34 @@ mod tests {
 
         let err = s.decode::<Widget>(b"{\"id\":1}").unwrap_err();
         assert!(matches!(err, AvroError::NotSingleObject { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn length_prefixes_beyond_the_allocation_bound_are_refused_unread() {
+        let s = widgets();
+        assert_eq!(
+            apache_avro::util::max_allocation_bytes(usize::MAX),
+            MAX_AVRO_ALLOCATION,
+            "building a schema set sets the bound"
+        );
+        let header = &s.encode(&sample()).unwrap()[..SINGLE_OBJECT_HEADER_LEN];
+        // The id string claims 100 MiB, then 16 MiB exactly; the record holds 3 more bytes.
+        for (claim, refused) in [(100usize << 20, true), (MAX_AVRO_ALLOCATION, false)] {
+            let mut record = header.to_vec();
+            let mut zigzag = (claim as u64) << 1;
+            while zigzag >= 0x80 {
+                record.push(zigzag as u8 | 0x80);
+                zigzag >>= 7;
+            }
+            record.push(zigzag as u8);
+            record.extend_from_slice(b"w_1");
+            let err = s.decode::<Widget>(&record).unwrap_err();
+            if refused {
+                assert!(matches!(err, AvroError::Malformed { .. }), "{err:?}");
+            } else {
+                assert!(matches!(err, AvroError::Truncated { .. }), "{err:?}");
+            }
+        }
     }
 
     #[test]
