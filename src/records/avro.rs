@@ -22,6 +22,7 @@ use apache_avro::schema_compatibility::{Compatibility, SchemaCompatibility};
 use apache_avro::types::Value;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use sha2::Digest as _;
 
 /// The two marker bytes that open every single-object encoded record.
 pub const SINGLE_OBJECT_MAGIC: [u8; 2] = [0xC3, 0x01];
@@ -44,14 +45,54 @@ pub const MAX_AVRO_ALLOCATION: usize = 16 << 20;
 pub struct Fingerprint(pub [u8; 8]);
 
 impl Fingerprint {
-    fn of(schema: &Schema) -> Self {
-        let fp = schema.fingerprint::<Rabin>();
+    /// The fingerprint of `schema`'s Parsing Canonical Form as the Avro specification defines
+    /// it: what Java's `SchemaNormalization`, fastavro and every other producer library write.
+    pub fn of(schema: &Schema) -> Self {
+        Self::rabin(&spec_canonical_form(schema))
+    }
+
+    /// What apache-avro 0.22's `Schema::fingerprint` computes: different from
+    /// [`Fingerprint::of`] for schemas with logical types (see [`spec_canonical_form`]).
+    /// hookrelay wrote it until that was noticed, so readers accept it too.
+    pub fn of_apache_avro(schema: &Schema) -> Self {
+        Self::rabin(&schema.canonical_form())
+    }
+
+    fn rabin(canonical_form: &str) -> Self {
+        let digest = Rabin::new()
+            .chain_update(canonical_form.as_bytes())
+            .finalize();
         let mut bytes = [0u8; 8];
         // Rabin always yields 8 bytes; copying through the shorter length keeps this total.
-        let n = fp.bytes.len().min(8);
-        bytes[..n].copy_from_slice(&fp.bytes[..n]);
+        let n = digest.len().min(8);
+        bytes[..n].copy_from_slice(&digest[..n]);
         Self(bytes)
     }
+}
+
+/// The Avro primitive type names.
+const PRIMITIVES: [&str; 8] = [
+    "null", "boolean", "int", "long", "float", "double", "bytes", "string",
+];
+
+/// `schema`'s Parsing Canonical Form, as the specification defines it.
+///
+/// apache-avro 0.22 strips `logicalType` but leaves the primitive it annotated as
+/// `{"type":"long"}`, where the specification's [PRIMITIVES] rule, Java and fastavro write
+/// `"long"` (AVRO-4004). So every schema with a `timestamp-millis` field (`license_event`) had
+/// a fingerprint no other Avro library computes, and single-object records that JVM or Python
+/// producers wrote were refused as written with an unknown schema. In a canonical form, `{`
+/// and `"` occur only as JSON syntax (names are `[A-Za-z0-9_.]`), so the replacement cannot
+/// touch anything else.
+pub fn spec_canonical_form(schema: &Schema) -> String {
+    let mut form = schema.canonical_form();
+    for primitive in PRIMITIVES {
+        form = form.replace(
+            &format!(r#"{{"type":"{primitive}"}}"#),
+            &format!(r#""{primitive}""#),
+        );
+    }
+    form
 }
 
 impl fmt::Display for Fingerprint {
@@ -147,6 +188,15 @@ struct Version {
     number: u32,
     schema: Schema,
     fingerprint: Fingerprint,
+    /// apache-avro's fingerprint, where it differs from the specification's (logical types).
+    legacy_fingerprint: Option<Fingerprint>,
+}
+
+impl Version {
+    /// True when a record header's fingerprint names this version.
+    fn written_as(&self, fingerprint: Fingerprint) -> bool {
+        self.fingerprint == fingerprint || self.legacy_fingerprint == Some(fingerprint)
+    }
 }
 
 /// Every released version of one record schema; the highest is current.
@@ -198,10 +248,11 @@ impl VersionedSchema {
             };
             let parsed = Schema::parse_str(json).map_err(schema_err)?;
             let fingerprint = Fingerprint::of(&parsed);
-            if versions
-                .iter()
-                .any(|v: &Version| v.fingerprint == fingerprint)
-            {
+            let legacy = Fingerprint::of_apache_avro(&parsed);
+            let legacy_fingerprint = (legacy != fingerprint).then_some(legacy);
+            if versions.iter().any(|v: &Version| {
+                v.written_as(fingerprint) || legacy_fingerprint.is_some_and(|l| v.written_as(l))
+            }) {
                 return Err(AvroError::Versions {
                     schema: name,
                     problem: "two versions have the same canonical form",
@@ -213,6 +264,7 @@ impl VersionedSchema {
                 number,
                 schema: parsed,
                 fingerprint,
+                legacy_fingerprint,
             });
         }
         let this = Self { name, versions };
@@ -402,7 +454,7 @@ impl VersionedSchema {
         let v = self
             .versions
             .iter()
-            .find(|v| v.fingerprint == fingerprint)
+            .find(|v| v.written_as(fingerprint))
             .ok_or(AvroError::UnknownFingerprint {
                 schema: self.name,
                 fingerprint,
@@ -735,6 +787,49 @@ mod tests {
 
         let err = s.decode::<Widget>(b"{\"id\":1}").unwrap_err();
         assert!(matches!(err, AvroError::NotSingleObject { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn logical_types_leave_the_canonical_form_and_fingerprint_as_the_spec_says() {
+        let with = r#"{"type":"record","name":"R","namespace":"n","fields":[
+            {"name":"at","type":{"type":"long","logicalType":"timestamp-millis"},"doc":"d"},
+            {"name":"maybe","type":["null",{"type":"int","logicalType":"date"}],"default":null}]}"#;
+        let without = r#"{"type":"record","name":"R","namespace":"n","fields":[
+            {"name":"at","type":"long"},{"name":"maybe","type":["null","int"]}]}"#;
+        let with = Schema::parse_str(with).unwrap();
+        let without = Schema::parse_str(without).unwrap();
+        assert_eq!(
+            spec_canonical_form(&with),
+            r#"{"name":"n.R","type":"record","fields":[{"name":"at","type":"long"},{"name":"maybe","type":["null","int"]}]}"#
+        );
+        assert_eq!(Fingerprint::of(&with), Fingerprint::of(&without));
+        assert_eq!(
+            Fingerprint::of(&without),
+            Fingerprint::of_apache_avro(&without)
+        );
+        assert_ne!(
+            Fingerprint::of(&with),
+            Fingerprint::of_apache_avro(&with),
+            "apache-avro still differs; if it was fixed, the legacy fingerprint can go"
+        );
+    }
+
+    #[test]
+    fn records_with_apache_avros_own_fingerprint_still_decode() {
+        let json = r#"{"type":"record","name":"T","fields":[
+            {"name":"at","type":{"type":"long","logicalType":"timestamp-millis"}}]}"#;
+        #[derive(Debug, PartialEq, Serialize, Deserialize)]
+        struct T {
+            at: i64,
+        }
+        let s = VersionedSchema::new("t", &[(1, Box::leak(json.into()))]).unwrap();
+        let spec = s.encode(&T { at: 5 }).unwrap();
+        let mut legacy = spec.clone();
+        let old = Fingerprint::of_apache_avro(s.current());
+        legacy[2..10].copy_from_slice(&old.0);
+        assert_ne!(spec, legacy);
+        assert_eq!(s.decode::<T>(&spec).unwrap(), T { at: 5 });
+        assert_eq!(s.decode::<T>(&legacy).unwrap(), T { at: 5 });
     }
 
     #[test]
