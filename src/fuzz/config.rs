@@ -53,6 +53,21 @@ fn check_config(config: &Config) {
     for tier in &config.retry.tiers {
         assert!(config.retry_retention(tier) >= tier.delay);
     }
+    // What the service does with durations: add them to clocks and Unix milliseconds, double
+    // them (e-mail backoff).
+    let now = std::time::Instant::now();
+    for (key, duration) in config.durations() {
+        assert!(
+            now.checked_add(duration).is_some(),
+            "{key}: now + {duration:?}"
+        );
+        assert!(duration.checked_mul(2).is_some(), "{key}: 2 x {duration:?}");
+        let ms = i64::try_from(duration.as_millis()).expect("fits Unix milliseconds");
+        assert!(
+            i64::MAX / 2 > ms,
+            "{key}: {duration:?} past a Unix millisecond clock"
+        );
+    }
     assert!(!config.notify_group_id().trim().is_empty());
 
     let effective = toml::to_string(config).expect("a loaded configuration renders as TOML");
