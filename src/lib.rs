@@ -8,12 +8,12 @@
 //! Below them all: [`offsets`] (at-least-once bookkeeping) and [`lifecycle`] (shutdown and
 //! readiness). [`admin`] and [`telemetry`] serve operators; [`notify`] e-mails the owners of
 //! disabled endpoints; [`app`] wires it together.
-
 //!
 //! The cargo feature `service` (on by default) gates every module and dependency that does
 //! I/O: Kafka, RocksDB, HTTP, SMTP, the command line. Without it the crate is the pure core
 //! (decoders, signing, the config loader, batching, retry and offset decisions), which the
-//! fuzz targets in `fuzz/` build in seconds (see the README, "Running the tests").
+//! fuzz targets in `fuzz/` build in seconds (see the README, "Running the tests"); the module
+//! `fuzz` (for tests and with the `fuzzing` feature) holds the properties they check.
 
 #[cfg(feature = "service")]
 pub mod admin;
