@@ -108,9 +108,9 @@ fn check_refusal(key: &[u8], value: &[u8], e: &EndpointError) {
     }
 }
 
-/// The `whsec_…` strings of a record value that can be read (JSON that parses, or Avro that
-/// decodes generically), anywhere in it, each only when it occurs once in the record: a
-/// secret copied into the id or the URL is shown there legitimately.
+/// The strings under `secrets` of a record value that can be read (JSON that parses, or Avro
+/// that decodes generically), each only when it occurs once in the record: a secret copied
+/// into the id or the URL is shown there legitimately.
 fn secrets_in(value: &[u8]) -> Vec<String> {
     let record: Option<Json> = if value.starts_with(&crate::records::avro::SINGLE_OBJECT_MAGIC) {
         endpoint_schema()
@@ -124,11 +124,13 @@ fn secrets_in(value: &[u8]) -> Vec<String> {
         return Vec::new();
     };
     let mut strings = Vec::new();
-    collect_strings(&record, &mut strings);
+    if let Some(secrets) = record.get("secrets") {
+        collect_strings(secrets, &mut strings);
+    }
     let text = record.to_string();
     strings
         .into_iter()
-        .filter(|s| s.starts_with(Secret::PREFIX) && s.len() > Secret::PREFIX.len() + 3)
+        .filter(|s| s.len() > Secret::PREFIX.len() + 3)
         .filter(|s| text.matches(s.as_str()).count() == 1)
         .collect()
 }
