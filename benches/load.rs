@@ -126,6 +126,8 @@ fn config_env(batching: bool) -> (Vec<(String, String)>, tempfile::TempDir) {
         ),
         ("HOOKRELAY__ADMIN__LISTEN", "127.0.0.1:0".to_owned()),
         ("HOOKRELAY__LOG__FILTER", "warn".to_owned()),
+        // The load measured is delivery's; the customer API is not part of it.
+        ("HOOKRELAY__API__ENABLED", "false".to_owned()),
         (
             "HOOKRELAY__SUBSCRIPTIONS__DATA_DIR",
             dir.path().display().to_string(),
@@ -353,9 +355,10 @@ async fn start_ledger(ledger: Ledger) -> std::net::SocketAddr {
 }
 
 /// SIGKILLs the hookrelay binary once 40% of the deliveries arrived, restarts it, and counts
-/// the deliveries that arrived twice. Returns (duplicates, expected, deliveries/s before the
-/// kill).
-async fn crash(events: usize, endpoints: usize) -> (u64, u64, f64) {
+/// the deliveries that arrived twice. `accounts` accounts with `per_account` endpoints each;
+/// events are keyed by account, as the licensing system produces them, so each partition
+/// carries several accounts. Returns (duplicates, expected, deliveries/s before the kill).
+async fn crash(events: usize, accounts: usize, per_account: usize) -> (u64, u64, f64) {
     let ledger = Ledger::default();
     let addr = start_ledger(ledger.clone()).await;
     let (env, dir) = config_env(true);
@@ -379,10 +382,11 @@ async fn crash(events: usize, endpoints: usize) -> (u64, u64, f64) {
         .expect("topics");
     let producer = producer();
     let secret = hookrelay::sign::generate_secret();
+    let endpoints = accounts * per_account;
     for n in 0..endpoints {
         let ep = Endpoint::new(
             EndpointId::new(format!("ep_crash{n}")),
-            AccountId::from("acc_load"),
+            AccountId::new(format!("acc_crash{}", n / per_account)),
             format!("http://{addr}/ok/{n}").parse().expect("url"),
             secret.clone(),
         );
@@ -391,8 +395,9 @@ async fn crash(events: usize, endpoints: usize) -> (u64, u64, f64) {
             .expect("publish endpoint");
     }
     for i in 0..events {
-        let p = encode_avro(&sample_event(i, "acc_load")).expect("encode");
-        let key = format!("k{}", i % 64);
+        let account = format!("acc_crash{}", i % accounts);
+        let p = encode_avro(&sample_event(i, &account)).expect("encode");
+        let key = account;
         let mut record = FutureRecord::to(&config.topics.events)
             .key(&key)
             .payload(&p);
@@ -411,8 +416,17 @@ async fn crash(events: usize, endpoints: usize) -> (u64, u64, f64) {
             .spawn()
             .expect("spawn hookrelay")
     };
-    let expected = (events * endpoints) as u64;
+    let expected = (events * per_account) as u64;
     let mut child = spawn(&child_env);
+    // The rate is timed from the first delivery: process start-up is not delivery.
+    let waiting = Instant::now();
+    while ledger.total.load(Ordering::Relaxed) == 0 {
+        assert!(
+            waiting.elapsed() < Duration::from_secs(120),
+            "nothing delivered within 2 minutes: did {binary} start?"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
     let started = Instant::now();
     while ledger.total.load(Ordering::Relaxed) < expected * 2 / 5 {
         tokio::time::sleep(Duration::from_millis(5)).await;
@@ -450,9 +464,11 @@ fn main() {
         .expect("runtime");
     runtime.block_on(async {
         if scenarios.contains("crash") {
-            let (duplicates, expected, rate) = crash(events / 4, 10).await;
+            let (duplicates, expected, rate) = crash(events / 4, 10, 3).await;
             println!(
-                "crash: SIGKILL at 40% of {expected} deliveries, restart: {duplicates} delivered twice                  = {:.2} s of deliveries at the pre-kill rate of {rate:.0}/s",
+                "crash: SIGKILL at 40% of {expected} deliveries (10 accounts x 3 endpoints), \
+                 restart: {duplicates} delivered twice = {:.2} s of deliveries at the pre-kill \
+                 rate of {rate:.0}/s",
                 duplicates as f64 / rate
             );
         }

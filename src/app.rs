@@ -35,6 +35,8 @@ use crate::telemetry::metrics::NotifyMetrics;
 /// What a running instance exposes to its caller (the CLI, the demo, tests).
 pub struct Started {
     pub admin_addr: SocketAddr,
+    /// Where the customer API and dashboard answer (`None` when `api.enabled` is off).
+    pub api_addr: Option<SocketAddr>,
     pub table: Arc<SubscriptionTable>,
     pub readiness: Arc<Readiness>,
 }
@@ -57,11 +59,13 @@ pub async fn run(
     let metrics = Metrics::new(&registry).context("registering metrics")?;
     metrics.init_tiers(config.retry.tiers.len());
     let readiness = Arc::new(Readiness::default());
+    let late = admin::LateRoutes::default();
     let admin_addr = admin::serve(
         config.admin.listen,
         admin::router(AdminState {
             registry: registry.clone(),
             readiness: readiness.clone(),
+            late: late.clone(),
         }),
         shutdown.clone(),
     )
@@ -96,6 +100,34 @@ pub async fn run(
         .create()
         .context("creating the producer")?;
     readiness.producer_healthy.store(true, Ordering::Release);
+    let api = if config.api.enabled {
+        Some(
+            crate::api::start(&config, table.clone(), producer.clone(), metrics.clone())
+                .await
+                .context("starting the customer API")?,
+        )
+    } else {
+        None
+    };
+    // The admin server answers what it does not serve itself with the API once it is up, or
+    // with 404 when the API is off or listens on an address of its own.
+    let api_addr = match (&api, config.api.listen) {
+        (None, _) => {
+            late.set(axum::Router::new());
+            None
+        }
+        (Some(api), None) => {
+            late.set(api.router.clone());
+            Some(admin_addr)
+        }
+        (Some(api), Some(addr)) => {
+            late.set(axum::Router::new());
+            Some(admin::serve(addr, api.router.clone(), shutdown.clone()).await?)
+        }
+    };
+    if let Some(addr) = api_addr {
+        info!(%addr, "customer API listening (/v1, /dashboard)");
+    }
     let schedule = RetrySchedule::new(config.retry.tiers.iter().map(|t| t.delay).collect())
         .context("retry.tiers")?;
     let handoff = Arc::new(Handoff::new(
@@ -105,6 +137,7 @@ pub async fn run(
         metrics.clone(),
     ));
     let in_flight = InFlightCounter::new(metrics.in_flight.clone());
+    let (room_tx, room_rx) = tokio::sync::mpsc::unbounded_channel();
     let threshold = NonZeroU32::new(config.retry.breaker_threshold).unwrap_or(NonZeroU32::MIN);
     let dispatcher = Arc::new(Dispatcher::new(Arc::new(Shared {
         http: HttpSender::new(&config.delivery)?,
@@ -116,6 +149,7 @@ pub async fn run(
         breaker: Mutex::new(CircuitBreaker::new(threshold)),
         closing: CancellationToken::new(),
         abort: CancellationToken::new(),
+        room_tx,
         latency_reference: std::sync::atomic::AtomicU64::new(0),
     })));
     let ingest = Ingest::new(IngestParts {
@@ -132,6 +166,7 @@ pub async fn run(
         handoff,
         metrics: metrics.clone(),
         in_flight,
+        room_rx,
         max_in_flight: config.delivery.max_in_flight,
         readiness: readiness.clone(),
     })?;
@@ -179,6 +214,7 @@ pub async fn run(
 
     on_started(&Started {
         admin_addr,
+        api_addr,
         table: table.clone(),
         readiness: readiness.clone(),
     });
@@ -196,6 +232,10 @@ pub async fn run(
     let _ = producer.flush(Duration::from_secs(5));
     table.shutdown();
     let _ = follower.await;
+    if let Some(api) = api {
+        api.table.shutdown();
+        let _ = api.follower.await;
+    }
     Ok(())
 }
 
@@ -222,6 +262,7 @@ pub async fn notify(
         admin::router(AdminState {
             registry: registry.clone(),
             readiness: readiness.clone(),
+            late: admin::LateRoutes::none(),
         }),
         shutdown.clone(),
     )
@@ -257,6 +298,7 @@ pub async fn notify(
     }
     on_started(&Started {
         admin_addr,
+        api_addr: None,
         table: table.clone(),
         readiness: readiness.clone(),
     });

@@ -47,6 +47,40 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Create and revoke keys of the customer API.
+    ApiKey {
+        #[command(subcommand)]
+        command: ApiKeyCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ApiKeyCommand {
+    /// Create a key and print its secret token (shown once, never stored).
+    Create {
+        /// The account the key may see and change.
+        #[arg(
+            long,
+            required_unless_present = "operator",
+            conflicts_with = "operator"
+        )]
+        account: Option<String>,
+        /// An operator key instead: it sees every account.
+        #[arg(long)]
+        operator: bool,
+        /// What the key is for (shown to operators, never to its holder's customers).
+        #[arg(long)]
+        description: Option<String>,
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Revoke a key: every instance stops accepting it within moments.
+    Revoke {
+        /// The key id (key_…), as `create` printed it.
+        key_id: String,
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -117,6 +151,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             eprintln!("{}: valid", file.display());
             Ok(ExitCode::SUCCESS)
         }
+        Command::ApiKey { command } => api_key(command),
         Command::Topics {
             command: TopicsCommand::Create { config },
         } => {
@@ -146,4 +181,34 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             })
         }
     }
+}
+
+fn api_key(command: ApiKeyCommand) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    match command {
+        ApiKeyCommand::Create {
+            account,
+            operator: _,
+            description,
+            config,
+        } => {
+            let config = Config::load(config.as_deref())?;
+            let made = runtime.block_on(crate::api::keys::create(&config, account, description))?;
+            println!("key id  {}", made.key.id);
+            match &made.key.account_id {
+                Some(account) => println!("scope   account {account}"),
+                None => println!("scope   operator (every account)"),
+            }
+            println!("secret  {}", made.token);
+            eprintln!(
+                "The secret is shown only now: hookrelay keeps a hash of it. Send it as `Authorization: Bearer <secret>`."
+            );
+        }
+        ApiKeyCommand::Revoke { key_id, config } => {
+            let config = Config::load(config.as_deref())?;
+            runtime.block_on(crate::api::keys::revoke(&config, &key_id))?;
+            println!("revoked {key_id}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

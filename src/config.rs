@@ -62,6 +62,7 @@ pub struct Config {
     pub subscriptions: SubscriptionsConfig,
     pub codec: CodecConfig,
     pub admin: AdminConfig,
+    pub api: ApiConfig,
     pub log: LogConfig,
     pub shutdown: ShutdownConfig,
     pub notify: NotifyConfig,
@@ -121,6 +122,7 @@ pub struct TopicsConfig {
     pub attempts: String,
     pub notifications: String,
     pub requests: String,
+    pub api_keys: String,
     pub replication_factor: u16,
     pub partitions: PartitionsConfig,
     pub retention: RetentionConfig,
@@ -137,6 +139,7 @@ pub struct PartitionsConfig {
     pub attempts: u16,
     pub notifications: u16,
     pub requests: u16,
+    pub api_keys: u16,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -204,6 +207,37 @@ pub struct SubscriptionsConfig {
 #[serde(deny_unknown_fields)]
 pub struct AdminConfig {
     pub listen: SocketAddr,
+}
+
+/// The customer API (`/v1`) and the dashboard (`/dashboard`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiConfig {
+    pub enabled: bool,
+    /// An address of its own; `None` serves the API on the admin server's address.
+    #[serde(default)]
+    pub listen: Option<SocketAddr>,
+    /// This process's RocksDB directory for the attempts log and the API keys; empty: next to
+    /// the subscriptions table's (see [`Config::api_data_dir`]).
+    pub data_dir: PathBuf,
+    pub https_required: bool,
+    /// When not empty, endpoint URLs must name one of these hosts (`.example.com` also
+    /// admits its subdomains).
+    pub allowed_url_hosts: Vec<String>,
+    #[serde(with = "humantime_serde")]
+    pub secret_rotation_overlap: Duration,
+    #[serde(with = "humantime_serde")]
+    pub max_secret_rotation_overlap: Duration,
+    pub rate_limit_per_key: f64,
+    pub rate_limit_burst: u32,
+    pub max_body_bytes: usize,
+    #[serde(with = "humantime_serde")]
+    pub attempts_retention: Duration,
+    pub replay_max: u32,
+    pub replays_running_max: usize,
+    /// Source addresses or networks of deliveries, shown to customers for allowlisting.
+    pub egress_ips: Vec<String>,
+    pub dashboard: bool,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -370,6 +404,7 @@ impl Config {
             ("topics.attempts", &t.attempts),
             ("topics.notifications", &t.notifications),
             ("topics.requests", &t.requests),
+            ("topics.api_keys", &t.api_keys),
         ];
         names.extend(
             self.retry
@@ -398,6 +433,7 @@ impl Config {
             ("topics.partitions.attempts", p.attempts),
             ("topics.partitions.notifications", p.notifications),
             ("topics.partitions.requests", p.requests),
+            ("topics.partitions.api_keys", p.api_keys),
         ] {
             if n == 0 {
                 return Err(invalid(key, "must be at least 1"));
@@ -461,6 +497,7 @@ impl Config {
         if self.kafka.connect_timeout.is_zero() {
             return Err(invalid("kafka.connect_timeout", "must be longer than zero"));
         }
+        self.validate_api()?;
         tracing_subscriber::EnvFilter::try_new(&self.log.filter)
             .map_err(|e| invalid("log.filter", e.to_string()))?;
         // Start-up builds the decoder from this table; `config check` must refuse what `run`
@@ -572,6 +609,78 @@ impl Config {
         } else {
             self.notify.group_id.clone()
         }
+    }
+
+    fn validate_api(&self) -> Result<(), ConfigError> {
+        let a = &self.api;
+        if a.enabled && self.api_data_dir() == self.subscriptions.data_dir {
+            return Err(invalid(
+                "api.data_dir",
+                "must differ from subscriptions.data_dir (each is a RocksDB directory of its own)",
+            ));
+        }
+        if !(a.rate_limit_per_key.is_finite() && a.rate_limit_per_key > 0.0) {
+            return Err(invalid(
+                "api.rate_limit_per_key",
+                "must be a positive number of requests per second",
+            ));
+        }
+        if a.rate_limit_burst == 0 {
+            return Err(invalid("api.rate_limit_burst", "must be at least 1"));
+        }
+        if a.max_body_bytes < 1024 {
+            return Err(invalid("api.max_body_bytes", "must be at least 1024"));
+        }
+        if a.attempts_retention.is_zero() {
+            return Err(invalid(
+                "api.attempts_retention",
+                "must be longer than zero",
+            ));
+        }
+        if a.secret_rotation_overlap > a.max_secret_rotation_overlap {
+            return Err(invalid(
+                "api.secret_rotation_overlap",
+                "must not be longer than api.max_secret_rotation_overlap",
+            ));
+        }
+        if a.replay_max == 0 {
+            return Err(invalid("api.replay_max", "must be at least 1"));
+        }
+        if a.replays_running_max == 0 {
+            return Err(invalid("api.replays_running_max", "must be at least 1"));
+        }
+        for ip in &a.egress_ips {
+            let parsed = ip.parse::<IpNet>().is_ok() || ip.parse::<std::net::IpAddr>().is_ok();
+            if !parsed {
+                return Err(invalid(
+                    "api.egress_ips",
+                    format!("{ip:?} is neither an IP address nor a network like 203.0.113.0/24"),
+                ));
+            }
+        }
+        if let Some(host) = a
+            .allowed_url_hosts
+            .iter()
+            .find(|h| h.trim_start_matches('.').is_empty() || h.contains(['/', ':', ' ']))
+        {
+            return Err(invalid(
+                "api.allowed_url_hosts",
+                format!("{host:?} is not a host name (e.g. hooks.example.com or .example.com)"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The API's RocksDB directory: `api.data_dir`, or when that is empty the subscriptions
+    /// table's directory with `-api` appended (`data/subscriptions` → `data/subscriptions-api`),
+    /// so every instance that has a directory of its own has both.
+    pub fn api_data_dir(&self) -> PathBuf {
+        if !self.api.data_dir.as_os_str().is_empty() {
+            return self.api.data_dir.clone();
+        }
+        let mut dir = self.subscriptions.data_dir.clone().into_os_string();
+        dir.push("-api");
+        PathBuf::from(dir)
     }
 
     /// True when no Kafka is configured (only the demo runs like that).
@@ -810,6 +919,28 @@ mod tests {
         for tier in &c.retry.tiers {
             assert!(c.retry_retention(tier) >= tier.delay * 2);
         }
+    }
+
+    #[test]
+    fn the_api_directory_sits_next_to_the_subscriptions_one_unless_set() {
+        let c = Config::load_from(
+            None,
+            &env(&[("HOOKRELAY__SUBSCRIPTIONS__DATA_DIR", "/var/lib/hr/one")]),
+        )
+        .expect("valid");
+        assert_eq!(c.api_data_dir(), PathBuf::from("/var/lib/hr/one-api"));
+        let c = Config::load_from(None, &env(&[("HOOKRELAY__API__DATA_DIR", "/srv/api")]))
+            .expect("valid");
+        assert_eq!(c.api_data_dir(), PathBuf::from("/srv/api"));
+        let err = Config::load_from(
+            None,
+            &env(&[
+                ("HOOKRELAY__API__DATA_DIR", "/srv/x"),
+                ("HOOKRELAY__SUBSCRIPTIONS__DATA_DIR", "/srv/x"),
+            ]),
+        )
+        .expect_err("one directory for both");
+        assert!(err.to_string().contains("api.data_dir"), "{err}");
     }
 
     #[test]

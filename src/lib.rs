@@ -6,8 +6,9 @@
 //! [`dispatch`] (per-endpoint workers, [`batch`]ing and limits, [`sign`]ing, HTTP) →
 //! [`retry`] (the plan after an attempt, delay tiers, dead letters, circuit breaker).
 //! Below them all: [`offsets`] (at-least-once bookkeeping) and [`lifecycle`] (shutdown and
-//! readiness). [`admin`] and [`telemetry`] serve operators; [`notify`] e-mails the owners of
-//! disabled endpoints; [`app`] wires it together.
+//! readiness). [`admin`] and [`telemetry`] serve operators, [`api`] customers (the `/v1` API
+//! and the dashboard); [`notify`] e-mails the owners of disabled endpoints; [`app`] wires it
+//! together.
 //!
 //! The cargo feature `service` (on by default) gates every module and dependency that does
 //! I/O: Kafka, RocksDB, HTTP, SMTP, the command line. Without it the crate is the pure core
@@ -17,6 +18,8 @@
 
 #[cfg(feature = "service")]
 pub mod admin;
+#[cfg(feature = "service")]
+pub mod api;
 #[cfg(feature = "service")]
 pub mod app;
 pub mod batch;

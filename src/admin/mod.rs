@@ -1,14 +1,15 @@
 //! The admin HTTP server: Prometheus `/metrics`, `/healthz` (alive) and `/readyz`
-//! (subscriptions caught up, consumer joined its group, producer healthy).
+//! (subscriptions caught up, consumer joined its group, producer healthy), and the routes
+//! mounted once the service is up (the customer API and dashboard, see [`LateRoutes`]).
 //!
 //! The router is built in one function and bound in another, so routes are tested without
 //! a socket.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
@@ -22,14 +23,53 @@ use crate::telemetry::metrics::render;
 pub struct AdminState {
     pub registry: Registry,
     pub readiness: Arc<Readiness>,
+    pub late: LateRoutes,
+}
+
+/// Routes that exist only once the parts they serve are up: the admin server answers
+/// `/healthz` and `/readyz` from the first moment, the customer API only after the
+/// subscriptions table caught up. Until [`LateRoutes::set`], their paths answer 503.
+#[derive(Clone, Default)]
+pub struct LateRoutes(Arc<OnceLock<Router>>);
+
+impl LateRoutes {
+    /// Nothing to mount later: what the admin server does not serve is a 404 at once.
+    pub fn none() -> Self {
+        let late = LateRoutes::default();
+        late.set(Router::new());
+        late
+    }
+
+    /// Mounts `router` (once; a second call is ignored).
+    pub fn set(&self, router: Router) {
+        let _ = self.0.set(router);
+    }
 }
 
 pub fn router(state: AdminState) -> Router {
+    let late = state.late.clone();
     Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
+        .fallback(move |request: Request| forward(late.clone(), request))
         .with_state(state)
+}
+
+async fn forward(late: LateRoutes, request: Request) -> axum::response::Response {
+    use tower::ServiceExt as _;
+    match late.0.get() {
+        Some(router) => match router.clone().oneshot(request).await {
+            Ok(response) => response,
+            Err(never) => match never {},
+        },
+        None => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::RETRY_AFTER, "5")],
+            "starting\n",
+        )
+            .into_response(),
+    }
 }
 
 async fn metrics(State(state): State<AdminState>) -> impl IntoResponse {
@@ -99,6 +139,7 @@ mod tests {
         AdminState {
             registry: Registry::new(),
             readiness: Arc::new(Readiness::default()),
+            late: LateRoutes::default(),
         }
     }
 
@@ -129,6 +170,19 @@ mod tests {
         assert_eq!(status, StatusCode::OK);
         let (status, _) = get_status(router(s), "/healthz").await;
         assert_eq!(status, StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn late_routes_answer_503_until_mounted() {
+        let s = state();
+        let (status, _) = get_status(router(s.clone()), "/v1/me").await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        s.late
+            .set(Router::new().route("/v1/me", get(|| async { "me" })));
+        let (status, body) = get_status(router(s.clone()), "/v1/me").await;
+        assert_eq!((status, body.as_str()), (StatusCode::OK, "me"));
+        let (status, _) = get_status(router(s), "/elsewhere").await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "the mounted router decides");
     }
 
     #[tokio::test]

@@ -39,6 +39,7 @@ pub fn adapt_config(
         &mut t.attempts,
         &mut t.notifications,
         &mut t.requests,
+        &mut t.api_keys,
     ] {
         *topic = name(topic);
     }
@@ -52,6 +53,7 @@ pub fn adapt_config(
     t.partitions.attempts = 2;
     t.partitions.notifications = 1;
     t.partitions.requests = 1;
+    t.partitions.api_keys = 1;
     config.retry.tiers = DEMO_TIERS_SECS
         .iter()
         .map(|&s| RetryTier {
@@ -72,6 +74,8 @@ pub fn adapt_config(
         .confluent_schema_ids
         .insert(DEMO_SCHEMA_ID, current_schema_name()?);
     config.subscriptions.data_dir = workdir.join("subscriptions");
+    // The sample receivers are plain http on loopback.
+    config.api.https_required = false;
     config.shutdown.drain_timeout = Duration::from_secs(5);
     // Progress goes to stdout; logs only for what needs attention (HOOKRELAY_LOG overrides).
     config.log.filter = "warn".to_owned();

@@ -147,6 +147,7 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
             .await
             .context("registering a sample endpoint")?;
     }
+    let demo_keys = create_demo_keys(&config, &producer).await?;
 
     let (stop_tx, stop) = watch::channel(false);
     let stopper = tokio::spawn(stop_when(
@@ -191,6 +192,11 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
         println!("  metrics    {base}/metrics");
         println!("  health     {base}/healthz");
         println!("  ready      {base}/readyz");
+        if let Some(api) = started.api_addr {
+            for (account, token) in &demo_keys {
+                println!("  dashboard  http://{api}/dashboard#key={token}  (account {account})");
+            }
+        }
         println!("  stop       Ctrl-C (or --duration)");
         println!();
         let _ = started_tx.send(Some(started.table.clone()));
@@ -286,4 +292,28 @@ async fn stop_when(
     };
     println!("stopping ({why}): draining in-flight deliveries, committing offsets");
     let _ = stop.send(true);
+}
+
+/// A customer API key per sample account, so the dashboard opens ready to click through:
+/// `(account, token)`.
+async fn create_demo_keys(
+    config: &crate::config::Config,
+    producer: &FutureProducer,
+) -> anyhow::Result<Vec<(&'static str, String)>> {
+    let mut keys = Vec::new();
+    if !config.api.enabled {
+        return Ok(keys);
+    }
+    for account in [common::ACME, common::GLOBEX] {
+        let made = crate::records::ApiKey::generate(
+            Some(account.to_owned()),
+            Some("hookrelay demo".to_owned()),
+            crate::delivery::now_ms(),
+        );
+        crate::api::keys::publish_key(producer, &config.topics.api_keys, &made.key)
+            .await
+            .context("creating the demo's API keys")?;
+        keys.push((account, made.token));
+    }
+    Ok(keys)
 }

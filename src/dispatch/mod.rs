@@ -42,6 +42,9 @@ pub struct Shared {
     pub closing: CancellationToken,
     /// Cancelled when the drain timeout passes: requests still in flight are abandoned.
     pub abort: CancellationToken,
+    /// Where a worker says that an endpoint a partition waits for may take more (see
+    /// [`Dispatcher::await_room`]); intake resumes the partition at once.
+    pub room_tx: mpsc::UnboundedSender<EndpointId>,
     /// The latency requests see now, over all endpoints (a slow-moving mean, as `f64`
     /// seconds' bits; 0 until a request finished): what an endpoint's own latency is judged
     /// against, see [`worker`].
@@ -141,6 +144,20 @@ impl Dispatcher {
         let backlog = self.shared.config.endpoint_backlog;
         entry.load.queued.load(Ordering::Acquire) <= backlog - backlog / 4
             || entry.load.slow.load(Ordering::Acquire)
+    }
+
+    /// A partition waits for `endpoint`: its worker will send the id on [`Shared::room_tx`]
+    /// once [`Dispatcher::resumable`] holds. Returns false when it already holds.
+    pub fn await_room(&self, endpoint: &EndpointId) -> bool {
+        let workers = self.lock();
+        let Some(entry) = workers.get(endpoint) else {
+            return false;
+        };
+        entry.load.awaited.store(true, Ordering::Release);
+        let backlog = self.shared.config.endpoint_backlog;
+        let resumable = entry.load.queued.load(Ordering::Acquire) <= backlog - backlog / 4
+            || entry.load.slow.load(Ordering::Acquire);
+        !resumable
     }
 
     /// Queues a delivery for its endpoint. Intake asks [`Dispatcher::room`] first; this

@@ -62,6 +62,9 @@ pub struct Load {
     /// The worker's last verdict on its endpoint: failing, hanging, or too slow to drain
     /// its queue within [`MAX_DRAIN`] at its own speed.
     pub(crate) slow: AtomicBool,
+    /// Set while a partition waits for this endpoint: the worker then says so (on
+    /// [`Shared::room_tx`]) as soon as the partition may go on.
+    pub(crate) awaited: AtomicBool,
 }
 
 /// The endpoint as last read from the table (None: deleted; Err: the read failed).
@@ -363,6 +366,12 @@ impl Worker {
                 self.shared.latency_reference(),
             );
         self.load.slow.store(slow, Ordering::Release);
+        let backlog = self.shared.config.endpoint_backlog;
+        if (slow || queued <= backlog - backlog / 4)
+            && self.load.awaited.swap(false, Ordering::AcqRel)
+        {
+            let _ = self.shared.room_tx.send(self.id.clone());
+        }
     }
 
     /// The dispatcher is closing (shutdown): drop what waits unsent; requests in flight
@@ -442,6 +451,7 @@ impl Worker {
                 .map(|q| q.delivery)
                 .collect();
             self.load.queued.fetch_sub(batch.len(), Ordering::AcqRel);
+            self.publish_load();
             self.in_flight += 1;
             self.started.push(now);
             let shared = self.shared.clone();

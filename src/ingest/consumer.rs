@@ -56,7 +56,7 @@ pub enum IngestError {
 const TICK: Duration = Duration::from_millis(100);
 /// How often settled offsets are committed: the most a crash can re-send is about this much
 /// (plus what settled past a record still in flight, which the commit metadata covers).
-const COMMIT_EVERY: Duration = Duration::from_millis(500);
+const COMMIT_EVERY: Duration = Duration::from_millis(200);
 /// How long a partition may wait in Kafka for an endpoint judged fast enough to wait for;
 /// after that, what does not fit goes to a retry tier instead. A safety net: an endpoint
 /// that cannot drain within `MAX_DRAIN` at its own speed is judged slow long before.
@@ -242,6 +242,8 @@ pub struct IngestParts {
     pub handoff: Arc<Handoff>,
     pub metrics: Metrics,
     pub in_flight: InFlightCounter,
+    /// Endpoints that partitions wait for and that may take more now (from the workers).
+    pub room_rx: mpsc::UnboundedReceiver<EndpointId>,
     pub max_in_flight: usize,
     pub readiness: Arc<Readiness>,
 }
@@ -272,6 +274,7 @@ pub struct Ingest {
     wake_rx: mpsc::UnboundedReceiver<TopicPartition>,
     revoked_rx: mpsc::UnboundedReceiver<Vec<TopicPartition>>,
     assigned_rx: mpsc::UnboundedReceiver<Vec<TopicPartition>>,
+    room_rx: mpsc::UnboundedReceiver<EndpointId>,
 }
 
 impl Ingest {
@@ -327,6 +330,7 @@ impl Ingest {
             wake_rx,
             revoked_rx,
             assigned_rx,
+            room_rx: parts.room_rx,
         })
     }
 
@@ -350,6 +354,7 @@ impl Ingest {
                 Some(revoked) = self.revoked_rx.recv() => self.on_revoked(&revoked),
                 Some(assigned) = self.assigned_rx.recv() => self.on_assigned(assigned),
                 Some(tp) = self.wake_rx.recv() => self.release_due(&tp),
+                Some(endpoint) = self.room_rx.recv() => self.endpoint_has_room(&endpoint),
                 _ = tick.tick() => self.tick(),
                 received = consumer.recv() => match received {
                     Ok(msg) => self.handle(&msg),
@@ -578,6 +583,7 @@ impl Ingest {
     /// Leaves the record at `offset` in Kafka until `endpoint` has room.
     fn block(&mut self, tp: &TopicPartition, offset: i64, endpoint: EndpointId) {
         debug!(%tp, offset, endpoint_id = %endpoint, "endpoint backlog full; the record waits in Kafka");
+        self.dispatcher.await_room(&endpoint);
         self.pauses.set(tp, PauseReason::EndpointFull, true);
         self.blocked.insert(
             tp.clone(),
@@ -658,6 +664,7 @@ impl Ingest {
                 Room::Free => false,
                 Room::Full { slow: true } => true,
                 Room::Full { slow: false } => {
+                    self.dispatcher.await_room(&endpoint);
                     let since = self
                         .blocked
                         .entry(tp.clone())
@@ -686,6 +693,26 @@ impl Ingest {
                 self.dispatcher.submit(delivery);
             }
         }
+    }
+
+    /// A worker says an endpoint that partitions wait for may take more: let them go on now
+    /// rather than at the next tick.
+    fn endpoint_has_room(&mut self, endpoint: &EndpointId) {
+        let waiting: Vec<TopicPartition> = self
+            .blocked
+            .iter()
+            .filter(|(_, b)| &b.endpoint == endpoint)
+            .map(|(tp, _)| tp.clone())
+            .collect();
+        for tp in waiting {
+            if self.held.contains_key(&tp) {
+                self.release_due(&tp);
+            } else if self.dispatcher.resumable(endpoint) {
+                self.blocked.remove(&tp);
+                self.pauses.set(&tp, PauseReason::EndpointFull, false);
+            }
+        }
+        self.sync_pauses();
     }
 
     fn check_in_flight(&mut self) {

@@ -127,6 +127,14 @@ impl ClientContext for ProbeContext {
         tracing::debug!(target: "librdkafka", ?level, fac, message, "librdkafka (start-up check)");
         if fac == "FAIL" || (level as i32) <= (RDKafkaLogLevel::Warning as i32) {
             *self.last_logged.lock().unwrap_or_else(|e| e.into_inner()) = Some(message.to_owned());
+            // librdkafka does not always repeat a connection failure on the error callback
+            // (the same failure again is only logged), so a failed handshake or a refused
+            // login read from the log is as final as one from the callback.
+            let verdict = classify(None, message);
+            if !matches!(verdict, Verdict::Transient(_)) {
+                let mut fatal = self.fatal.lock().unwrap_or_else(|e| e.into_inner());
+                fatal.get_or_insert(verdict);
+            }
         }
     }
 
@@ -241,6 +249,24 @@ mod tests {
             ),
             Verdict::Transient(_)
         ));
+    }
+
+    #[test]
+    fn a_tls_failure_only_logged_is_final_too() {
+        let ctx = ProbeContext::default();
+        ctx.log(
+            RDKafkaLogLevel::Error,
+            "FAIL",
+            "[thrd:sasl_ssl://127.0.0.1:19094/bootstrap]: sasl_ssl://127.0.0.1:19094/bootstrap: ../ssl/statem/statem_clnt.c:1889:tls_post_process_server_certificate error:0A000086:SSL routines::certificate verify failed (after 6ms in state SSL_HANDSHAKE)",
+        );
+        assert!(matches!(ctx.fatal(), Some(Verdict::Tls(_))));
+        let refused = ProbeContext::default();
+        refused.log(
+            RDKafkaLogLevel::Error,
+            "FAIL",
+            "Connect to ipv4#127.0.0.1:1 failed: Connection refused (after 0ms in state CONNECT)",
+        );
+        assert_eq!(refused.fatal(), None, "a refused connection may pass");
     }
 
     #[tokio::test]

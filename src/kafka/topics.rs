@@ -124,6 +124,18 @@ pub fn topic_specs(config: &Config) -> Vec<TopicSpec> {
             t.partitions.requests,
             &[delete(), ("retention.ms", millis(t.retention.requests))],
         ),
+        spec(
+            &t.api_keys,
+            t.partitions.api_keys,
+            &[
+                ("cleanup.policy", "compact".to_owned()),
+                // A revocation (tombstone) must reach every instance, even one that was down.
+                (
+                    "delete.retention.ms",
+                    millis(Duration::from_secs(7 * 86_400)),
+                ),
+            ],
+        ),
     ];
     for tier in &config.retry.tiers {
         specs.push(spec(
@@ -308,7 +320,12 @@ mod tests {
     fn specs_cover_every_topic_with_its_policy() {
         let config = Config::load_from(None, &[]).expect("defaults");
         let specs = topic_specs(&config);
-        assert_eq!(specs.len(), 7 + 5);
+        assert_eq!(specs.len(), 8 + 5);
+        let keys = specs
+            .iter()
+            .find(|s| s.name == "webhook-api-keys")
+            .expect("API keys topic");
+        assert_eq!(keys.configs["cleanup.policy"], "compact");
         let subs = specs
             .iter()
             .find(|s| s.name == "webhook-subscriptions")

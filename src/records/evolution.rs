@@ -169,6 +169,7 @@ fn embedded() -> Vec<&'static EmbeddedSchema> {
         super::DeliveryEnvelope::schema(),
         super::AttemptRecord::schema(),
         super::EndpointNotification::schema(),
+        super::ApiKey::schema(),
     ]
 }
 
@@ -211,6 +212,7 @@ fn old_typed_records_decode_into_the_current_rust_types() {
                     "endpoint_notification" => {
                         super::EndpointNotification::from_avro(&bytes).map(drop)
                     }
+                    "api_key" => super::ApiKey::from_avro(&bytes).map(drop),
                     other => panic!("add a typed decode for {other}"),
                 };
                 ok.unwrap_or_else(|err| {

@@ -1,9 +1,11 @@
-//! Records hookrelay writes to Kafka: retry/dead-letter envelopes, attempts, notifications.
+//! Records hookrelay writes to Kafka: retry/dead-letter envelopes, attempts, notifications,
+//! customer API keys.
 //!
 //! Every record is Avro single-object encoded with a versioned schema from `schemas/`
 //! (embedded in the binary), so other consumers can read them with any Avro library and
 //! older records stay readable after a schema change.
 
+pub mod api_key;
 pub mod attempt;
 pub mod avro;
 pub mod envelope;
@@ -11,6 +13,7 @@ pub mod envelope;
 mod evolution;
 pub mod notification;
 
+pub use api_key::ApiKey;
 pub use attempt::AttemptRecord;
 pub use envelope::{AttemptSummary, DeliveryEnvelope};
 pub use notification::{ENDPOINT_DISABLED, EndpointNotification};

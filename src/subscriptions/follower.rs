@@ -486,7 +486,9 @@ const TRANSIENT_RETRY_FOR: Duration = Duration::from_secs(30);
 
 /// Runs a blocking metadata request again while it fails with an error that clears by
 /// itself (no leader yet, leader moved), for at most [`TRANSIENT_RETRY_FOR`].
-fn retry_transient<T>(mut request: impl FnMut() -> Result<T, KafkaError>) -> Result<T, KafkaError> {
+pub(crate) fn retry_transient<T>(
+    mut request: impl FnMut() -> Result<T, KafkaError>,
+) -> Result<T, KafkaError> {
     let deadline = Instant::now() + TRANSIENT_RETRY_FOR;
     loop {
         match request() {

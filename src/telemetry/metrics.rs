@@ -31,6 +31,10 @@ pub const METRIC_NAMES: &[&str] = &[
     "hookrelay_oversize_records_total",
     "hookrelay_commit_failures_total",
     "hookrelay_notices_pending",
+    "hookrelay_api_requests_total",
+    "hookrelay_api_request_duration_seconds",
+    "hookrelay_api_rate_limited_total",
+    "hookrelay_api_redeliveries_total",
     "hookrelay_notifications_total",
     "hookrelay_notification_smtp_attempts_total",
 ];
@@ -58,6 +62,9 @@ pub const PAUSE_REASONS: &[&str] = &[
     "table_stopped",
     "stopping",
 ];
+
+/// Why the customer API queued a delivery (label of `hookrelay_api_redeliveries_total`).
+pub const API_REDELIVERY_KINDS: &[&str] = &["test", "retry", "replay"];
 
 /// Where an oversize record was going (label of `hookrelay_oversize_records_total`).
 pub const OVERSIZE_DESTINATIONS: &[&str] = &["invalid", "retry", "dead_letter"];
@@ -101,6 +108,13 @@ pub struct Metrics {
     pub commit_failures: IntCounter,
     /// `endpoint.disabled` notices this instance owes and has not yet written.
     pub notices_pending: IntGauge,
+    /// Customer API requests by route template (`/v1/endpoints/{id}`) and HTTP status.
+    pub api_requests: IntCounterVec,
+    pub api_request_duration: Histogram,
+    /// API requests refused because their key exceeded its request rate.
+    pub api_rate_limited: IntCounter,
+    /// Deliveries the API put on the requests topic, by why: test, retry, replay.
+    pub api_redeliveries: IntCounterVec,
 }
 
 impl Metrics {
@@ -225,6 +239,29 @@ impl Metrics {
                 "hookrelay_notices_pending",
                 "endpoint.disabled notices this instance owes and has not yet written.",
             )?,
+            api_requests: counter_vec(
+                "hookrelay_api_requests_total",
+                "Customer API requests by route template and HTTP status.",
+                &["route", "status"],
+            )?,
+            api_request_duration: Histogram::with_opts(
+                HistogramOpts::new(
+                    "hookrelay_api_request_duration_seconds",
+                    "Time to answer a customer API request.",
+                )
+                .buckets(vec![
+                    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 15.0,
+                ]),
+            )?,
+            api_rate_limited: IntCounter::new(
+                "hookrelay_api_rate_limited_total",
+                "Customer API requests refused (429) because their key exceeded its rate.",
+            )?,
+            api_redeliveries: counter_vec(
+                "hookrelay_api_redeliveries_total",
+                "Deliveries the customer API queued on the requests topic, by kind (test, retry, replay).",
+                &["kind"],
+            )?,
         };
         registry.register(Box::new(m.events_consumed.clone()))?;
         registry.register(Box::new(m.events_invalid.clone()))?;
@@ -247,6 +284,10 @@ impl Metrics {
         registry.register(Box::new(m.oversize_records.clone()))?;
         registry.register(Box::new(m.commit_failures.clone()))?;
         registry.register(Box::new(m.notices_pending.clone()))?;
+        registry.register(Box::new(m.api_requests.clone()))?;
+        registry.register(Box::new(m.api_request_duration.clone()))?;
+        registry.register(Box::new(m.api_rate_limited.clone()))?;
+        registry.register(Box::new(m.api_redeliveries.clone()))?;
         m.zero_known_series();
         Ok(m)
     }
@@ -278,6 +319,28 @@ impl Metrics {
         for destination in OVERSIZE_DESTINATIONS {
             self.oversize_records.with_label_values(&[destination]);
         }
+        for kind in API_REDELIVERY_KINDS {
+            self.api_redeliveries.with_label_values(&[kind]);
+        }
+    }
+
+    /// One customer API request was answered.
+    pub fn api_request(
+        &self,
+        route: &str,
+        status: axum::http::StatusCode,
+        elapsed: std::time::Duration,
+    ) {
+        self.api_requests
+            .with_label_values(&[route, status.as_str()])
+            .inc();
+        self.api_request_duration.observe(elapsed.as_secs_f64());
+    }
+
+    /// The API queued a delivery on the requests topic (`kind`: one of
+    /// [`API_REDELIVERY_KINDS`]).
+    pub fn api_redelivery(&self, kind: &str) {
+        self.api_redeliveries.with_label_values(&[kind]).inc();
     }
 
     /// One delivery reached `outcome`.
@@ -394,6 +457,10 @@ mod tests {
         m.consumer_lag.with_label_values(&["t", "0"]).set(1);
         m.paused_partitions.with_label_values(&["x"]).set(1);
         m.oversize_records.with_label_values(&["x"]).inc();
+        m.api_requests.with_label_values(&["x", "200"]).inc();
+        m.api_request_duration.observe(0.1);
+        m.api_rate_limited.inc();
+        m.api_redeliveries.with_label_values(&["x"]).inc();
         NotifyMetrics::new(&registry).expect("register the notifier's");
         let text = render(&registry);
         for name in METRIC_NAMES {

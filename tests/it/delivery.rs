@@ -479,6 +479,11 @@ async fn metrics_scraped_after_a_real_broker_run_include_every_documented_metric
             r.len() >= 2
         })
         .await;
+    // The API's request counter has a series once the API has answered something.
+    let doc = reqwest::get(format!("http://{}/v1/openapi.json", app.admin))
+        .await
+        .expect("GET /v1/openapi.json");
+    assert_eq!(doc.status(), 200);
     // Consumer lag comes from librdkafka statistics, emitted every 5 s.
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     let text = loop {

@@ -84,9 +84,11 @@ async fn demo_shows_every_delivery_outcome_and_exits_cleanly() {
 
     // stdout: remember everything, and hand over the /metrics address as soon as it is printed.
     let (url_tx, url_rx) = oneshot::channel::<String>();
+    let (dashboard_tx, dashboard_rx) = oneshot::channel::<String>();
     let stdout = child.stdout.take().expect("stdout");
     let out_task = tokio::spawn(async move {
         let mut url_tx = Some(url_tx);
+        let mut dashboard_tx = Some(dashboard_tx);
         let mut all = String::new();
         let mut lines = BufReader::new(stdout).lines();
         while let Ok(Some(line)) = lines.next_line().await {
@@ -94,6 +96,13 @@ async fn demo_shows_every_delivery_outcome_and_exits_cleanly() {
                 .split_whitespace()
                 .find(|w| w.starts_with("http://") && w.ends_with("/metrics"))
                 && let Some(tx) = url_tx.take()
+            {
+                let _ = tx.send(url.to_owned());
+            }
+            if let Some(url) = line
+                .split_whitespace()
+                .find(|w| w.starts_with("http://") && w.contains("/dashboard#key="))
+                && let Some(tx) = dashboard_tx.take()
             {
                 let _ = tx.send(url.to_owned());
             }
@@ -118,6 +127,33 @@ async fn demo_shows_every_delivery_outcome_and_exits_cleanly() {
         .timeout(Duration::from_secs(3))
         .build()
         .expect("http client");
+
+    // The dashboard line carries a key for a sample account that the API accepts.
+    let dashboard = tokio::time::timeout(Duration::from_secs(10), dashboard_rx)
+        .await
+        .expect("the demo prints its dashboard address")
+        .expect("the demo printed its dashboard address");
+    let (page, key) = dashboard
+        .split_once("#key=")
+        .expect("a key in the fragment");
+    assert_eq!(
+        http.get(page)
+            .send()
+            .await
+            .map(|r| r.status().as_u16())
+            .ok(),
+        Some(200),
+        "the dashboard page is served"
+    );
+    let endpoints = http
+        .get(format!("{base}/v1/endpoints"))
+        .bearer_auth(key)
+        .send()
+        .await
+        .expect("GET /v1/endpoints with the demo key");
+    assert_eq!(endpoints.status(), 200, "the demo key works");
+    let listed = endpoints.text().await.unwrap_or_default();
+    assert!(listed.contains("acct_acme"), "{listed}");
 
     let started = Instant::now();
     let mut last_scrape = String::new();

@@ -42,6 +42,7 @@ pub fn test_config(tiers_secs: &[u64], overrides: &[(&str, &str)]) -> (Config, t
             format!("{p}-notifications"),
         ),
         ("HOOKRELAY__TOPICS__REQUESTS", format!("{p}-requests")),
+        ("HOOKRELAY__TOPICS__API_KEYS", format!("{p}-api-keys")),
         ("HOOKRELAY__TOPICS__PARTITIONS__EVENTS", "4".to_owned()),
         (
             "HOOKRELAY__TOPICS__PARTITIONS__SUBSCRIPTIONS",
@@ -60,6 +61,8 @@ pub fn test_config(tiers_secs: &[u64], overrides: &[(&str, &str)]) -> (Config, t
             "HOOKRELAY__SUBSCRIPTIONS__DATA_DIR",
             dir.path().join("subs").display().to_string(),
         ),
+        // Test receivers are plain http on loopback.
+        ("HOOKRELAY__API__HTTPS_REQUIRED", "false".to_owned()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
@@ -80,6 +83,8 @@ pub async fn create_topics(config: &Config) {
 /// hookrelay running in this process.
 pub struct RunningApp {
     pub admin: SocketAddr,
+    /// Where the customer API answers (the admin address unless `api.listen` is set).
+    pub api: Option<SocketAddr>,
     pub registry: Registry,
     pub table: Arc<SubscriptionTable>,
     stop: watch::Sender<bool>,
@@ -94,11 +99,11 @@ impl RunningApp {
         let reg = registry.clone();
         let handle = tokio::spawn(async move {
             hookrelay::app::run(config, reg, stop_rx, move |s| {
-                let _ = started_tx.send((s.admin_addr, s.table.clone()));
+                let _ = started_tx.send((s.admin_addr, s.api_addr, s.table.clone()));
             })
             .await
         });
-        let (admin, table) = match tokio::time::timeout(Duration::from_secs(60), started_rx)
+        let (admin, api, table) = match tokio::time::timeout(Duration::from_secs(60), started_rx)
             .await
             .expect("hookrelay started within 60 s")
         {
@@ -110,6 +115,7 @@ impl RunningApp {
         };
         RunningApp {
             admin,
+            api,
             registry,
             table,
             stop,

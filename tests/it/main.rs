@@ -8,11 +8,14 @@ mod harness;
 mod receiver;
 mod smtp;
 
+mod api;
+mod browser;
 mod config_check;
 mod contract;
 mod dashboards;
 mod delivery;
 mod demo;
+mod fuzz;
 mod notify;
 mod pressure;
 mod retry;

@@ -24,7 +24,7 @@ async fn creates_every_topic_with_its_settings_and_is_idempotent() {
     let config = isolated_config();
     let admin = common::admin();
     let specs = topic_specs(&config);
-    assert_eq!(specs.len(), 7 + 3);
+    assert_eq!(specs.len(), 8 + 3);
 
     let first = ensure_topics(&admin, &specs).await.expect("first run");
     assert!(
@@ -38,10 +38,22 @@ async fn creates_every_topic_with_its_settings_and_is_idempotent() {
         .iter()
         .map(|s| ResourceSpecifier::Topic(&s.name))
         .collect();
-    let described = admin
-        .describe_configs(resources.iter(), &opts)
-        .await
-        .expect("describe");
+    // A topic created a moment ago can describe with no entries until the broker's metadata
+    // settles (see kafka::topics::describe): ask until every topic has its entries.
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let described = loop {
+        let described = admin
+            .describe_configs(resources.iter(), &opts)
+            .await
+            .expect("describe");
+        let settled = described
+            .iter()
+            .all(|r| r.as_ref().is_ok_and(|res| !res.entries.is_empty()));
+        if settled || std::time::Instant::now() > deadline {
+            break described;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
     for (spec, result) in specs.iter().zip(described) {
         let resource = result.expect("describe result");
         for (key, wanted) in &spec.configs {
