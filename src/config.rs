@@ -724,6 +724,15 @@ impl Config {
             ("topics.retention.retry_minimum", r.retry_minimum),
             ("delivery.timeout", self.delivery.timeout),
             ("delivery.batch.linger", self.delivery.batch.linger),
+            (
+                "api.secret_rotation_overlap",
+                self.api.secret_rotation_overlap,
+            ),
+            (
+                "api.max_secret_rotation_overlap",
+                self.api.max_secret_rotation_overlap,
+            ),
+            ("api.attempts_retention", self.api.attempts_retention),
             ("shutdown.drain_timeout", self.shutdown.drain_timeout),
             ("notify.retry_initial", n.retry_initial),
             ("notify.retry_max", n.retry_max),
@@ -885,7 +894,7 @@ mod tests {
         )
         .expect("at the bound");
         assert!(c.durations().iter().all(|(_, d)| *d <= MAX_DURATION));
-        assert!(c.durations().len() >= 13 + c.retry.tiers.len());
+        assert!(c.durations().len() >= 16 + c.retry.tiers.len());
     }
 
     #[test]
