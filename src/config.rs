@@ -19,6 +19,12 @@ pub const DEFAULTS: &str = include_str!("../config/defaults.toml");
 /// Environment variables with this prefix override keys: `HOOKRELAY__DELIVERY__TIMEOUT=3s`.
 pub const ENV_PREFIX: &str = "HOOKRELAY__";
 
+/// The longest duration any setting accepts. Durations are added to clocks and Unix
+/// milliseconds, doubled (retry retention) and grown (e-mail backoff); within this bound none
+/// of that overflows, and no setting means anything beyond it.
+/// 100 years of 365.25 days, as humantime reads `100y`.
+pub const MAX_DURATION: Duration = Duration::from_secs(100 * 31_557_600);
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// Figment's message names the key and where its value came from.
@@ -351,14 +357,30 @@ impl Config {
     /// Like [`Config::load`] with the environment passed in, so tests need not touch the
     /// process environment.
     pub fn load_from(file: Option<&Path>, env: &[(String, String)]) -> Result<Self, ConfigError> {
-        let mut figment = Figment::from(Toml::string(DEFAULTS));
-        if let Some(path) = file {
+        let text = match file {
             // Read it ourselves: figment silently ignores a missing file.
-            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::File {
-                path: path.to_owned(),
-                source,
-            })?;
-            figment = figment.merge(Toml::string(&text));
+            Some(path) => {
+                Some(
+                    std::fs::read_to_string(path).map_err(|source| ConfigError::File {
+                        path: path.to_owned(),
+                        source,
+                    })?,
+                )
+            }
+            None => None,
+        };
+        Self::load_from_str(text.as_deref(), env)
+    }
+
+    /// Like [`Config::load_from`] with the file's text instead of its path: defaults, then
+    /// `toml` (if given), then `env`, validated.
+    pub fn load_from_str(
+        toml: Option<&str>,
+        env: &[(String, String)],
+    ) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Toml::string(DEFAULTS));
+        if let Some(text) = toml {
+            figment = figment.merge(Toml::string(text));
         }
         figment = figment.merge(env_provider(env));
         let config: Config = figment.extract().map_err(Box::new)?;
@@ -368,6 +390,11 @@ impl Config {
 
     /// Checks what the types cannot say. Each error names the key.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        for (key, duration) in self.durations() {
+            if duration > MAX_DURATION {
+                return Err(invalid(key, "must be at most 100 years"));
+            }
+        }
         let t = &self.topics;
         let mut names: Vec<(&'static str, &str)> = vec![
             ("topics.events", &t.events),
@@ -473,6 +500,17 @@ impl Config {
         self.validate_api()?;
         tracing_subscriber::EnvFilter::try_new(&self.log.filter)
             .map_err(|e| invalid("log.filter", e.to_string()))?;
+        // Start-up builds the decoder from this table; `config check` must refuse what `run`
+        // would.
+        crate::event::EventDecoder::new(&self.codec).map_err(|e| match e {
+            crate::event::CodecError::UnknownSchemaName { id, name, known } => invalid(
+                "codec.confluent_schema_ids",
+                format!(
+                    "schema id {id} maps to {name:?}, which is not a known schema (known: {known})"
+                ),
+            ),
+            other => invalid("codec.confluent_schema_ids", other.to_string()),
+        })?;
         self.validate_notify(self.notify.enabled)?;
         Ok(())
     }
@@ -666,7 +704,42 @@ impl Config {
 
     /// Retention of a retry tier's topic: at least twice its delay.
     pub fn retry_retention(&self, tier: &RetryTier) -> Duration {
-        (tier.delay * 2).max(self.topics.retention.retry_minimum)
+        tier.delay
+            .saturating_mul(2)
+            .max(self.topics.retention.retry_minimum)
+    }
+
+    /// Every duration setting with its key, for the bound [`validate`](Self::validate) puts
+    /// on them all. A new duration setting belongs here.
+    pub fn durations(&self) -> Vec<(&'static str, Duration)> {
+        let r = &self.topics.retention;
+        let n = &self.notify;
+        let mut all = vec![
+            ("kafka.connect_timeout", self.kafka.connect_timeout),
+            ("topics.retention.invalid", r.invalid),
+            ("topics.retention.dead_letter", r.dead_letter),
+            ("topics.retention.attempts", r.attempts),
+            ("topics.retention.notifications", r.notifications),
+            ("topics.retention.requests", r.requests),
+            ("topics.retention.retry_minimum", r.retry_minimum),
+            ("delivery.timeout", self.delivery.timeout),
+            ("delivery.batch.linger", self.delivery.batch.linger),
+            (
+                "api.secret_rotation_overlap",
+                self.api.secret_rotation_overlap,
+            ),
+            (
+                "api.max_secret_rotation_overlap",
+                self.api.max_secret_rotation_overlap,
+            ),
+            ("api.attempts_retention", self.api.attempts_retention),
+            ("shutdown.drain_timeout", self.shutdown.drain_timeout),
+            ("notify.retry_initial", n.retry_initial),
+            ("notify.retry_max", n.retry_max),
+            ("notify.smtp.timeout", n.smtp.timeout),
+        ];
+        all.extend(self.retry.tiers.iter().map(|t| ("retry.tiers", t.delay)));
+        all
     }
 }
 
@@ -798,6 +871,55 @@ mod tests {
         let err = Config::load_from(None, &env(&[("HOOKRELAY__DELIVERY__TIMEOUTT", "3s")]))
             .expect_err("unknown key");
         assert!(err.to_string().contains("timeoutt"), "{err}");
+    }
+
+    #[test]
+    fn durations_are_bounded_so_clock_arithmetic_cannot_overflow() {
+        // u64::MAX seconds: doubling it for the retry topic's retention used to panic.
+        let huge = "[retry]\ntiers = [{ topic = \"a\", delay = \"18446744073709551615s\" }]\n";
+        let err = Config::load_from_str(Some(huge), &[]).expect_err("too long");
+        assert_eq!(
+            err.to_string(),
+            "configuration key `retry.tiers`: must be at most 100 years"
+        );
+        let err = Config::load_from(
+            None,
+            &env(&[("HOOKRELAY__SHUTDOWN__DRAIN_TIMEOUT", "101y")]),
+        )
+        .expect_err("too long");
+        assert!(err.to_string().contains("shutdown.drain_timeout"), "{err}");
+        let c = Config::load_from(
+            None,
+            &env(&[("HOOKRELAY__SHUTDOWN__DRAIN_TIMEOUT", "100y")]),
+        )
+        .expect("at the bound");
+        assert!(c.durations().iter().all(|(_, d)| *d <= MAX_DURATION));
+        assert!(c.durations().len() >= 16 + c.retry.tiers.len());
+    }
+
+    #[test]
+    fn confluent_ids_must_map_to_shipped_schemas() {
+        let ok = Config::load_from_str(
+            Some("[codec]\nconfluent_schema_ids = { 7 = \"license_event.v1\" }\n"),
+            &[],
+        )
+        .expect("a shipped version");
+        assert_eq!(ok.codec.confluent_schema_ids.len(), 1);
+        let err = Config::load_from(
+            None,
+            &env(&[(
+                "HOOKRELAY__CODEC__CONFLUENT_SCHEMA_IDS__7",
+                "license_event.v9",
+            )]),
+        )
+        .expect_err("no such version");
+        let msg = err.to_string();
+        assert!(
+            msg.starts_with("configuration key `codec.confluent_schema_ids`: schema id 7")
+                && msg.contains("license_event.v9")
+                && msg.contains("known: license_event.v1"),
+            "{msg}"
+        );
     }
 
     #[test]

@@ -364,6 +364,24 @@ mod tests {
     }
 
     #[test]
+    fn fingerprints_are_the_ones_java_and_python_producers_write() {
+        // Printed by Apache Avro for Java 1.12 (SchemaNormalization.parsingFingerprint64, see
+        // fuzz/producers/java) and equal to fastavro's; single-object headers carry them
+        // little-endian. fuzz/corpus/event_record/ok-java-* and ok-fastavro-* are such records.
+        let s = SCHEMA.get().unwrap();
+        assert_eq!(
+            s.fingerprint(1).unwrap().0,
+            0x1f38_27e5_d118_0cd0u64.to_le_bytes()
+        );
+        assert_eq!(
+            s.fingerprint(2).unwrap().0,
+            0x93a7_5284_9c61_bf91u64.to_le_bytes()
+        );
+        let e = event(EventType::LicenseRenewed);
+        assert_eq!(encode_avro(&e).unwrap()[2..10], s.fingerprint(2).unwrap().0);
+    }
+
+    #[test]
     fn refusals_carry_stable_reasons() {
         let d = decoder();
         let reason = |bytes: &[u8]| d.decode(bytes).unwrap_err().reason();

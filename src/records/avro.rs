@@ -22,6 +22,7 @@ use apache_avro::schema_compatibility::{Compatibility, SchemaCompatibility};
 use apache_avro::types::Value;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use sha2::Digest as _;
 
 /// The two marker bytes that open every single-object encoded record.
 pub const SINGLE_OBJECT_MAGIC: [u8; 2] = [0xC3, 0x01];
@@ -29,20 +30,69 @@ pub const SINGLE_OBJECT_MAGIC: [u8; 2] = [0xC3, 0x01];
 /// Marker plus fingerprint: the bytes before the datum.
 pub const SINGLE_OBJECT_HEADER_LEN: usize = 10;
 
+/// The most the Avro decoder may allocate for one string, byte array or collection.
+///
+/// apache-avro allocates what a length prefix claims before it reads the bytes (up to 512 MiB
+/// by default), so a 15-byte record claiming a 500 MB string made each decode reserve 500 MB:
+/// a poison record that aborts the process where memory is not overcommitted, and is read
+/// again after the restart. No record hookrelay reads comes near this bound (Kafka's
+/// default record limit is 1 MB); the limit is process-wide and set by the first schema built.
+pub const MAX_AVRO_ALLOCATION: usize = 16 << 20;
+
 /// A schema's CRC-64-AVRO (Rabin) fingerprint, in the little-endian byte order single-object
 /// encoding writes it.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Fingerprint(pub [u8; 8]);
 
 impl Fingerprint {
-    fn of(schema: &Schema) -> Self {
-        let fp = schema.fingerprint::<Rabin>();
+    /// The fingerprint of `schema`'s Parsing Canonical Form as the Avro specification defines
+    /// it: what Java's `SchemaNormalization`, fastavro and every other producer library write.
+    pub fn of(schema: &Schema) -> Self {
+        Self::rabin(&spec_canonical_form(schema))
+    }
+
+    /// What apache-avro 0.22's `Schema::fingerprint` computes: different from
+    /// [`Fingerprint::of`] for schemas with logical types (see [`spec_canonical_form`]).
+    /// hookrelay wrote it until that was noticed, so readers accept it too.
+    pub fn of_apache_avro(schema: &Schema) -> Self {
+        Self::rabin(&schema.canonical_form())
+    }
+
+    fn rabin(canonical_form: &str) -> Self {
+        let digest = Rabin::new()
+            .chain_update(canonical_form.as_bytes())
+            .finalize();
         let mut bytes = [0u8; 8];
         // Rabin always yields 8 bytes; copying through the shorter length keeps this total.
-        let n = fp.bytes.len().min(8);
-        bytes[..n].copy_from_slice(&fp.bytes[..n]);
+        let n = digest.len().min(8);
+        bytes[..n].copy_from_slice(&digest[..n]);
         Self(bytes)
     }
+}
+
+/// The Avro primitive type names.
+const PRIMITIVES: [&str; 8] = [
+    "null", "boolean", "int", "long", "float", "double", "bytes", "string",
+];
+
+/// `schema`'s Parsing Canonical Form, as the specification defines it.
+///
+/// apache-avro 0.22 strips `logicalType` but leaves the primitive it annotated as
+/// `{"type":"long"}`, where the specification's [PRIMITIVES] rule, Java and fastavro write
+/// `"long"` (AVRO-4004). So every schema with a `timestamp-millis` field (`license_event`) had
+/// a fingerprint no other Avro library computes, and single-object records that JVM or Python
+/// producers wrote were refused as written with an unknown schema. In a canonical form, `{`
+/// and `"` occur only as JSON syntax (names are `[A-Za-z0-9_.]`), so the replacement cannot
+/// touch anything else.
+pub fn spec_canonical_form(schema: &Schema) -> String {
+    let mut form = schema.canonical_form();
+    for primitive in PRIMITIVES {
+        form = form.replace(
+            &format!(r#"{{"type":"{primitive}"}}"#),
+            &format!(r#""{primitive}""#),
+        );
+    }
+    form
 }
 
 impl fmt::Display for Fingerprint {
@@ -138,6 +188,15 @@ struct Version {
     number: u32,
     schema: Schema,
     fingerprint: Fingerprint,
+    /// apache-avro's fingerprint, where it differs from the specification's (logical types).
+    legacy_fingerprint: Option<Fingerprint>,
+}
+
+impl Version {
+    /// True when a record header's fingerprint names this version.
+    fn written_as(&self, fingerprint: Fingerprint) -> bool {
+        self.fingerprint == fingerprint || self.legacy_fingerprint == Some(fingerprint)
+    }
 }
 
 /// Every released version of one record schema; the highest is current.
@@ -166,6 +225,8 @@ impl VersionedSchema {
     /// `sources`: (version, schema JSON) for every version ever released, ascending. Schemas
     /// are embedded with `include_str!("../../schemas/x.vN.avsc")` so the binary needs no files.
     pub fn new(name: &'static str, sources: &[(u32, &'static str)]) -> Result<Self, AvroError> {
+        // Every decode goes through a schema set built here first.
+        apache_avro::util::max_allocation_bytes(MAX_AVRO_ALLOCATION);
         if sources.is_empty() {
             return Err(AvroError::Versions {
                 schema: name,
@@ -187,10 +248,11 @@ impl VersionedSchema {
             };
             let parsed = Schema::parse_str(json).map_err(schema_err)?;
             let fingerprint = Fingerprint::of(&parsed);
-            if versions
-                .iter()
-                .any(|v: &Version| v.fingerprint == fingerprint)
-            {
+            let legacy = Fingerprint::of_apache_avro(&parsed);
+            let legacy_fingerprint = (legacy != fingerprint).then_some(legacy);
+            if versions.iter().any(|v: &Version| {
+                v.written_as(fingerprint) || legacy_fingerprint.is_some_and(|l| v.written_as(l))
+            }) {
                 return Err(AvroError::Versions {
                     schema: name,
                     problem: "two versions have the same canonical form",
@@ -202,6 +264,7 @@ impl VersionedSchema {
                 number,
                 schema: parsed,
                 fingerprint,
+                legacy_fingerprint,
             });
         }
         let this = Self { name, versions };
@@ -391,7 +454,7 @@ impl VersionedSchema {
         let v = self
             .versions
             .iter()
-            .find(|v| v.fingerprint == fingerprint)
+            .find(|v| v.written_as(fingerprint))
             .ok_or(AvroError::UnknownFingerprint {
                 schema: self.name,
                 fingerprint,
@@ -724,6 +787,77 @@ mod tests {
 
         let err = s.decode::<Widget>(b"{\"id\":1}").unwrap_err();
         assert!(matches!(err, AvroError::NotSingleObject { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn logical_types_leave_the_canonical_form_and_fingerprint_as_the_spec_says() {
+        let with = r#"{"type":"record","name":"R","namespace":"n","fields":[
+            {"name":"at","type":{"type":"long","logicalType":"timestamp-millis"},"doc":"d"},
+            {"name":"maybe","type":["null",{"type":"int","logicalType":"date"}],"default":null}]}"#;
+        let without = r#"{"type":"record","name":"R","namespace":"n","fields":[
+            {"name":"at","type":"long"},{"name":"maybe","type":["null","int"]}]}"#;
+        let with = Schema::parse_str(with).unwrap();
+        let without = Schema::parse_str(without).unwrap();
+        assert_eq!(
+            spec_canonical_form(&with),
+            r#"{"name":"n.R","type":"record","fields":[{"name":"at","type":"long"},{"name":"maybe","type":["null","int"]}]}"#
+        );
+        assert_eq!(Fingerprint::of(&with), Fingerprint::of(&without));
+        assert_eq!(
+            Fingerprint::of(&without),
+            Fingerprint::of_apache_avro(&without)
+        );
+        assert_ne!(
+            Fingerprint::of(&with),
+            Fingerprint::of_apache_avro(&with),
+            "apache-avro still differs; if it was fixed, the legacy fingerprint can go"
+        );
+    }
+
+    #[test]
+    fn records_with_apache_avros_own_fingerprint_still_decode() {
+        let json = r#"{"type":"record","name":"T","fields":[
+            {"name":"at","type":{"type":"long","logicalType":"timestamp-millis"}}]}"#;
+        #[derive(Debug, PartialEq, Serialize, Deserialize)]
+        struct T {
+            at: i64,
+        }
+        let s = VersionedSchema::new("t", &[(1, Box::leak(json.into()))]).unwrap();
+        let spec = s.encode(&T { at: 5 }).unwrap();
+        let mut legacy = spec.clone();
+        let old = Fingerprint::of_apache_avro(s.current());
+        legacy[2..10].copy_from_slice(&old.0);
+        assert_ne!(spec, legacy);
+        assert_eq!(s.decode::<T>(&spec).unwrap(), T { at: 5 });
+        assert_eq!(s.decode::<T>(&legacy).unwrap(), T { at: 5 });
+    }
+
+    #[test]
+    fn length_prefixes_beyond_the_allocation_bound_are_refused_unread() {
+        let s = widgets();
+        assert_eq!(
+            apache_avro::util::max_allocation_bytes(usize::MAX),
+            MAX_AVRO_ALLOCATION,
+            "building a schema set sets the bound"
+        );
+        let header = &s.encode(&sample()).unwrap()[..SINGLE_OBJECT_HEADER_LEN];
+        // The id string claims 100 MiB, then 16 MiB exactly; the record holds 3 more bytes.
+        for (claim, refused) in [(100usize << 20, true), (MAX_AVRO_ALLOCATION, false)] {
+            let mut record = header.to_vec();
+            let mut zigzag = (claim as u64) << 1;
+            while zigzag >= 0x80 {
+                record.push(zigzag as u8 | 0x80);
+                zigzag >>= 7;
+            }
+            record.push(zigzag as u8);
+            record.extend_from_slice(b"w_1");
+            let err = s.decode::<Widget>(&record).unwrap_err();
+            if refused {
+                assert!(matches!(err, AvroError::Malformed { .. }), "{err:?}");
+            } else {
+                assert!(matches!(err, AvroError::Truncated { .. }), "{err:?}");
+            }
+        }
     }
 
     #[test]

@@ -2,7 +2,9 @@
 //! follows an attempt, and the [`handoff`] that carries plans out (retry tiers, dead letters,
 //! the attempts log, disabling).
 pub mod breaker;
+#[cfg(feature = "service")]
 pub mod handoff;
+#[cfg(feature = "service")]
 pub mod notices;
 pub mod plan;
 pub mod schedule;

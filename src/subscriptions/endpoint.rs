@@ -27,7 +27,7 @@ static ENDPOINT_SCHEMA: LazyLock<Result<VersionedSchema, AvroError>> = LazyLock:
     )
 });
 
-fn endpoint_schema() -> Result<&'static VersionedSchema, EndpointError> {
+pub(crate) fn endpoint_schema() -> Result<&'static VersionedSchema, EndpointError> {
     ENDPOINT_SCHEMA.as_ref().map_err(EndpointError::Schema)
 }
 

@@ -13,19 +13,23 @@
 //!   admin API and circuit breaker use (changes go to the topic, never straight to RocksDB).
 
 pub mod endpoint;
+#[cfg(feature = "service")]
 pub mod follower;
 pub mod join;
 pub mod status;
+#[cfg(feature = "service")]
 pub mod store;
 
 pub use endpoint::{
     Batching, Endpoint, EndpointError, EndpointSecret, Op, decode_endpoint, decode_record,
     encode_endpoint,
 };
+#[cfg(feature = "service")]
 pub use follower::{
     FollowerState, FollowerStats, Published, SubscriptionError, SubscriptionTable, publish,
     publish_status, publish_tombstone,
 };
 pub use join::fan_out;
 pub use status::{EndpointStatus, StatusError, status_key};
+#[cfg(feature = "service")]
 pub use store::{ApplyStats, Change, Store, StoreError};

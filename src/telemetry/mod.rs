@@ -1,8 +1,10 @@
 //! Operator telemetry: Prometheus metrics (defined in one place) and logging set-up.
 
 pub mod logging;
+#[cfg(feature = "service")]
 pub mod metrics;
 
+#[cfg(feature = "service")]
 pub use metrics::Metrics;
 
 /// Displays an error with its causes on one line (`a: b: c`), for log fields.
