@@ -8,6 +8,7 @@
 pub mod api_key;
 pub mod attempt;
 pub mod avro;
+pub mod canonical;
 pub mod envelope;
 #[cfg(test)]
 mod evolution;
@@ -17,3 +18,5 @@ pub use api_key::ApiKey;
 pub use attempt::AttemptRecord;
 pub use envelope::{AttemptSummary, DeliveryEnvelope};
 pub use notification::{ENDPOINT_DISABLED, EndpointNotification};
+
+pub use avro::{Fingerprint, ReleasedVersion, VersionedSchema};
