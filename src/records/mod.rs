@@ -9,6 +9,7 @@ pub mod api_key;
 pub mod attempt;
 pub mod avro;
 pub mod canonical;
+pub mod catalog;
 pub mod envelope;
 #[cfg(test)]
 mod evolution;
@@ -20,3 +21,5 @@ pub use envelope::{AttemptSummary, DeliveryEnvelope};
 pub use notification::{ENDPOINT_DISABLED, EndpointNotification};
 
 pub use avro::{Fingerprint, ReleasedVersion, VersionedSchema};
+
+pub use catalog::{ShippedSchemaError, render_schemas, shipped_schemas};
