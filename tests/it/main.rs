@@ -16,6 +16,7 @@ mod dashboards;
 mod delivery;
 mod demo;
 mod fuzz;
+mod interop;
 mod notify;
 mod pressure;
 mod retry;
