@@ -18,6 +18,13 @@ use crate::records::envelope::{AttemptSummary, DeliveryEnvelope};
 pub use inflight::{InFlight, InFlightCounter};
 pub use outcome::{DeadLetterReason, DeliveryOutcome, DisableReason, DropReason, ErrorClass};
 
+/// The events inside a body that is already a batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchMembers {
+    pub event_ids: Vec<String>,
+    pub event_types: Vec<String>,
+}
+
 /// Where the input record a delivery came from was read; kept through every retry, so a
 /// dead letter still points at the original event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,6 +50,13 @@ pub struct Delivery {
     pub event_created_ms: i64,
     /// The number of the attempt this send will be (1 = first).
     pub attempt: u32,
+    /// True for a delivery a person asked for (read from the requests topic: a test event,
+    /// a retry, a replay). It is sent alone, and running out of retries dead-letters it
+    /// without disabling the endpoint.
+    pub requested: bool,
+    /// The events of a body that is already a batch (a batch re-sent as it was), in body
+    /// order; `None` for one event. `event_id` and `event_type` are the first of them.
+    pub members: Option<Box<BatchMembers>>,
     pub first_attempt_ms: Option<i64>,
     /// Earlier attempts, newest last; carried into retry and dead-letter records.
     pub history: Vec<AttemptSummary>,
@@ -112,13 +126,14 @@ impl Delivery {
         last_error: Option<String>,
         dead_letter_reason: Option<DeadLetterReason>,
     ) -> DeliveryEnvelope {
+        let (event_ids, event_types) = self.event_lists();
         DeliveryEnvelope {
             delivery_id: self.id.clone(),
             endpoint_id: self.endpoint_id.to_string(),
             account_id: self.account_id.to_string(),
-            event_ids: vec![self.event_id.to_string()],
-            event_types: vec![self.event_type.clone()],
-            batch: false,
+            event_ids,
+            event_types,
+            batch: self.members.is_some(),
             body: String::from_utf8_lossy(&self.body).into_owned(),
             attempt: self.attempt as i32,
             first_attempt_at_ms: self.first_attempt_ms.unwrap_or(0),
@@ -133,11 +148,24 @@ impl Delivery {
         }
     }
 
-    /// A delivery read back from a retry tier. `settle` settles the retry record itself.
+    /// Every event id and type this delivery carries, in body order.
+    pub fn event_lists(&self) -> (Vec<String>, Vec<String>) {
+        match &self.members {
+            Some(m) => (m.event_ids.clone(), m.event_types.clone()),
+            None => (
+                vec![self.event_id.to_string()],
+                vec![self.event_type.clone()],
+            ),
+        }
+    }
+
+    /// A delivery read back from a retry tier or the requests topic (`requested`). `settle`
+    /// settles that record itself.
     pub fn from_envelope(
         envelope: DeliveryEnvelope,
         settle: Settle,
         in_flight: InFlight,
+        requested: bool,
     ) -> Delivery {
         let event_created_ms =
             created_ms_of(&envelope.body).unwrap_or(envelope.first_attempt_at_ms);
@@ -146,8 +174,16 @@ impl Delivery {
             partition: envelope.origin_partition,
             offset: envelope.origin_offset,
         };
+        let members = (envelope.batch || envelope.event_ids.len() > 1).then(|| {
+            Box::new(BatchMembers {
+                event_ids: envelope.event_ids.clone(),
+                event_types: envelope.event_types.clone(),
+            })
+        });
         Delivery {
             origin,
+            requested,
+            members,
             id: envelope.delivery_id,
             endpoint_id: EndpointId::new(envelope.endpoint_id),
             account_id: AccountId::new(envelope.account_id),

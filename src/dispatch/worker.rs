@@ -479,7 +479,7 @@ impl Worker {
         let Some(head) = self.queue.front() else {
             return Decision::Idle;
         };
-        if head.delivery.attempt != 1 {
+        if !batchable(&head.delivery) {
             return Decision::Send { count: 1 };
         }
         let lease = head.delivery.lease();
@@ -487,11 +487,18 @@ impl Worker {
             .queue
             .iter()
             .take(self.limits.policy.max_events.max(1))
-            .take_while(|q| q.delivery.attempt == 1 && Arc::ptr_eq(q.delivery.lease(), lease))
+            .take_while(|q| batchable(&q.delivery) && Arc::ptr_eq(q.delivery.lease(), lease))
             .map(|q| (q.delivery.body.len(), q.enqueued))
             .collect::<Vec<_>>();
         decide(&self.limits.policy, &batchable, now)
     }
+}
+
+/// Whether a delivery may share a request with others: a first attempt of one event that
+/// intake read. A retry has its own attempt number and history; a requested delivery (a
+/// test event, a retry, a replay) and a body that is already a batch go as they are.
+fn batchable(d: &Delivery) -> bool {
+    d.attempt == 1 && !d.requested && d.members.is_none()
 }
 
 async fn sleep_until_opt(at: Option<Instant>) {
@@ -529,11 +536,20 @@ fn log(shared: &Shared, entry: LogEntry<'_>) {
         ),
         None => (first.id.clone(), None),
     };
+    let (event_ids, event_types): (Vec<String>, Vec<String>) = entry
+        .batch
+        .iter()
+        .map(Delivery::event_lists)
+        .fold((Vec::new(), Vec::new()), |(mut ids, mut types), (i, t)| {
+            ids.extend(i);
+            types.extend(t);
+            (ids, types)
+        });
     shared.handoff.log_attempt(AttemptRecord {
         delivery_id,
         endpoint_id: entry.endpoint.to_string(),
         account_id: entry.account.to_owned(),
-        event_ids: entry.batch.iter().map(|d| d.event_id.to_string()).collect(),
+        event_ids,
         attempt: first.attempt as i32,
         at_ms: now_ms(),
         outcome: entry.outcome.as_str().to_owned(),
@@ -542,8 +558,8 @@ fn log(shared: &Shared, entry: LogEntry<'_>) {
         error: entry.failure.map(Failure::describe),
         response_snippet: entry.snippet.map(str::to_owned),
         tier: shared.handoff.tier_of(first),
-        event_types: entry.batch.iter().map(|d| d.event_type.clone()).collect(),
-        batch: entry.batch.len() > 1,
+        batch: entry.batch.len() > 1 || first.members.is_some(),
+        event_types,
         error_class: entry.failure.map(|f| f.class.as_str().to_owned()),
         dead_letter_reason: entry.dead_letter.map(|r| r.as_str().to_owned()),
         next_attempt_at_ms: entry.next_at_ms,
@@ -631,6 +647,8 @@ async fn exchange(shared: &Shared, endpoint: Snapshot, batch: Vec<Delivery>) -> 
                     crate::retry::breaker::Trip::Closed {
                         consecutive_failures: 0,
                     },
+                    // Not the endpoint's fault: running out of retries never disables it.
+                    true,
                 );
                 match next {
                     Plan::Retry(at) => shared.handoff.retry(d, at, &failure).await,
@@ -747,7 +765,7 @@ async fn exchange(shared: &Shared, endpoint: Snapshot, batch: Vec<Delivery>) -> 
     let trip = shared
         .breaker()
         .record_failure(&endpoint.id, endpoint.status_epoch());
-    let plan = plan(verdict, attempt, &shared.schedule, trip);
+    let plan = plan(verdict, attempt, &shared.schedule, trip, first.requested);
     let entry = |batch, outcome, dead_letter, next_at_ms| LogEntry {
         endpoint: &endpoint.id,
         account,
@@ -764,6 +782,7 @@ async fn exchange(shared: &Shared, endpoint: Snapshot, batch: Vec<Delivery>) -> 
     let (retry_at, dead_letter): (Option<RetryAt>, Option<DeadLetterReason>) = match plan {
         Plan::Delivered => (None, None),
         Plan::Retry(at) => (Some(at), None),
+        Plan::DeadLetter(reason) => (None, Some(reason)),
         Plan::Disable {
             reason,
             dead_letter,
@@ -779,6 +798,12 @@ async fn exchange(shared: &Shared, endpoint: Snapshot, batch: Vec<Delivery>) -> 
                     return Sent::Answered { ok: false, latency };
                 }
                 (Disabling::StillEnabled, Some(at)) => (Some(at), None),
+                // Not disabled after all, and no retry left: it ran out of retries.
+                (Disabling::StillEnabled, None)
+                    if reason == crate::delivery::DisableReason::ConsecutiveFailures =>
+                {
+                    (None, Some(DeadLetterReason::RetriesExhausted))
+                }
                 (Disabling::Disabled | Disabling::StillEnabled, _) => (None, Some(dead_letter)),
             }
         }

@@ -551,6 +551,8 @@ impl Ingest {
                 body: body.clone(),
                 event_created_ms: created_ms,
                 attempt: 1,
+                requested: false,
+                members: None,
                 first_attempt_ms: None,
                 history: Vec::new(),
                 origin: origin.clone(),
@@ -643,12 +645,14 @@ impl Ingest {
             }
             let now = now_ms();
             let due = head.envelope.due_at_ms;
-            if due > now {
+            // Strictly after: both instants are whole milliseconds, so `due == now` may still
+            // be up to a millisecond early.
+            if due >= now {
                 self.pauses.set(tp, PauseReason::RetryNotDue, true);
                 self.sync_pauses();
                 let wake = self.wake_tx.clone();
                 let tp = tp.clone();
-                let wait = Duration::from_millis((due - now) as u64);
+                let wait = Duration::from_millis((due - now) as u64 + 1);
                 tokio::spawn(async move {
                     tokio::time::sleep(wait).await;
                     let _ = wake.send(tp);
@@ -686,7 +690,9 @@ impl Ingest {
             let Some(Held { envelope, settle }) = queue.pop_front() else {
                 continue;
             };
-            let delivery = Delivery::from_envelope(envelope, settle, self.in_flight.enter());
+            let requested = *tp.topic == *self.topics.requests;
+            let delivery =
+                Delivery::from_envelope(envelope, settle, self.in_flight.enter(), requested);
             if shed {
                 self.overflow(delivery);
             } else {
@@ -781,7 +787,7 @@ impl Ingest {
         let due: Vec<TopicPartition> = self
             .held
             .iter()
-            .filter(|(_, q)| q.front().is_some_and(|h| h.envelope.due_at_ms <= now))
+            .filter(|(_, q)| q.front().is_some_and(|h| h.envelope.due_at_ms < now))
             .map(|(tp, _)| tp.clone())
             .collect();
         for tp in due {

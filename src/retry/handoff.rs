@@ -205,11 +205,12 @@ impl Handoff {
         outcome: DeliveryOutcome,
         dead_letter: Option<DeadLetterReason>,
     ) {
+        let (event_ids, event_types) = d.event_lists();
         self.log_attempt(AttemptRecord {
             delivery_id: d.id.clone(),
             endpoint_id: d.endpoint_id.to_string(),
             account_id: d.account_id.to_string(),
-            event_ids: vec![d.event_id.to_string()],
+            event_ids,
             attempt: d.attempt as i32,
             at_ms: now_ms(),
             outcome: outcome.as_str().to_owned(),
@@ -218,8 +219,8 @@ impl Handoff {
             error: None,
             response_snippet: None,
             tier: self.tier_of(d),
-            event_types: vec![d.event_type.clone()],
-            batch: false,
+            event_types,
+            batch: d.members.is_some(),
             error_class: None,
             dead_letter_reason: dead_letter.map(|r| r.as_str().to_owned()),
             next_attempt_at_ms: None,

@@ -41,6 +41,8 @@ pub enum Plan {
     Delivered,
     /// Write it to a retry tier.
     Retry(RetryAt),
+    /// Dead-letter it; the endpoint stays as it is.
+    DeadLetter(DeadLetterReason),
     /// Disable the endpoint, then dead-letter the delivery with `dead_letter`. If the
     /// endpoint could not be disabled (the write failed, or it was re-enabled meanwhile), the
     /// delivery is not given up on: it retries at `otherwise`, or is dead-lettered with
@@ -54,8 +56,17 @@ pub enum Plan {
 
 /// Decides what follows attempt number `attempt` of a delivery. `trip` is the circuit
 /// breaker's answer to this failure, recorded by the caller before planning (ignored for a
-/// 2xx or a 410), so the plan depends on nothing but its arguments.
-pub fn plan(verdict: Verdict, attempt: u32, schedule: &RetrySchedule, trip: Trip) -> Plan {
+/// 2xx or a 410), so the plan depends on nothing but its arguments. `requested`: a person
+/// asked for this delivery (a test event, a retry, a replay); when it runs out of retries it
+/// is dead-lettered without disabling the endpoint, since a manual retry of an old failure
+/// says nothing new about the endpoint (its failures still count in the breaker).
+pub fn plan(
+    verdict: Verdict,
+    attempt: u32,
+    schedule: &RetrySchedule,
+    trip: Trip,
+    requested: bool,
+) -> Plan {
     let not_before = match verdict {
         Verdict::Delivered => return Plan::Delivered,
         Verdict::Gone => {
@@ -80,17 +91,25 @@ pub fn plan(verdict: Verdict, attempt: u32, schedule: &RetrySchedule, trip: Trip
         NextStep::DeadLetter => None,
     };
     match (next, trip) {
-        (None, _) => Plan::Disable {
-            reason: DisableReason::RetriesExhausted,
-            dead_letter: DeadLetterReason::RetriesExhausted,
-            otherwise: None,
-        },
         (Some(at), Trip::Open) => Plan::Disable {
             reason: DisableReason::ConsecutiveFailures,
             dead_letter: DeadLetterReason::EndpointDisabled,
             otherwise: Some(at),
         },
         (Some(at), Trip::Closed { .. }) => Plan::Retry(at),
+        (None, Trip::Open) if requested => Plan::Disable {
+            reason: DisableReason::ConsecutiveFailures,
+            dead_letter: DeadLetterReason::EndpointDisabled,
+            otherwise: None,
+        },
+        (None, Trip::Closed { .. }) if requested => {
+            Plan::DeadLetter(DeadLetterReason::RetriesExhausted)
+        }
+        (None, _) => Plan::Disable {
+            reason: DisableReason::RetriesExhausted,
+            dead_letter: DeadLetterReason::RetriesExhausted,
+            otherwise: None,
+        },
     }
 }
 
@@ -184,7 +203,7 @@ mod tests {
         ];
         for (verdict, attempt, trip, want) in cases {
             assert_eq!(
-                plan(verdict, attempt, &s, trip),
+                plan(verdict, attempt, &s, trip, false),
                 want,
                 "{verdict:?} after attempt {attempt} with {trip:?}"
             );
@@ -215,9 +234,14 @@ mod tests {
     proptest! {
         /// The promises the README makes, for every input.
         #[test]
-        fn plans_keep_the_documented_promises(v in verdict(), attempt in 1u32..10, t in trip()) {
+        fn plans_keep_the_documented_promises(
+            v in verdict(),
+            attempt in 1u32..10,
+            t in trip(),
+            requested in any::<bool>(),
+        ) {
             let s = schedule();
-            let p = plan(v, attempt, &s, t);
+            let p = plan(v, attempt, &s, t, requested);
             match p {
                 Plan::Delivered => prop_assert_eq!(v, Verdict::Delivered),
                 Plan::Retry(at) => {
@@ -229,19 +253,29 @@ mod tests {
                     let closed = matches!(t, Trip::Closed { .. });
                     prop_assert!(closed, "an open breaker never just retries");
                 }
+                Plan::DeadLetter(reason) => {
+                    // Only a requested delivery that ran out of retries, breaker closed.
+                    prop_assert!(requested);
+                    prop_assert_eq!(reason, DeadLetterReason::RetriesExhausted);
+                    prop_assert!(attempt as usize > s.tiers().len());
+                    let closed = matches!(t, Trip::Closed { .. });
+                    prop_assert!(closed);
+                }
                 Plan::Disable { reason, dead_letter, otherwise } => {
                     match reason {
                         // A disabling for failures in a row only comes from an open breaker,
                         // and keeps the delivery's retry in case the disabling does not happen.
                         DisableReason::ConsecutiveFailures => {
                             prop_assert_eq!(t, Trip::Open);
-                            prop_assert!(otherwise.is_some());
+                            prop_assert!(otherwise.is_some() || requested);
                             prop_assert_eq!(dead_letter, DeadLetterReason::EndpointDisabled);
                         }
                         // Exhaustion only when no tier is left, whatever the Retry-After.
                         DisableReason::RetriesExhausted => {
                             prop_assert!(attempt as usize > s.tiers().len());
                             prop_assert!(otherwise.is_none());
+                            let closed = matches!(t, Trip::Closed { .. });
+                            prop_assert!(!requested || !closed, "a person's retry never disables by exhaustion");
                         }
                         DisableReason::EndpointGone => prop_assert_eq!(v, Verdict::Gone),
                     }

@@ -907,3 +907,73 @@ async fn a_delivery_never_goes_to_an_endpoint_of_another_account() {
     assert_eq!(receiver.received().len(), 1, "the retry was never sent");
     app.stop().await.expect("clean stop");
 }
+
+/// A delivery a person asked for (here a batch re-sent from the log) that fails with no
+/// retry left is dead-lettered again without disabling the endpoint, and the attempts log
+/// keeps every event of the batch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_requested_retry_that_fails_again_never_disables_the_endpoint() {
+    let receiver = Receiver::start().await;
+    let (config, _dir) = test_config(&[1, 2], &[]);
+    harness::create_topics(&config).await;
+    let ep = endpoint(
+        "ep_manual",
+        "acc_manual",
+        &receiver.endpoint("manual", Behavior::Status(500)),
+        &[],
+        &secret(),
+    );
+    publish_endpoints(&config, std::slice::from_ref(&ep)).await;
+    let app = RunningApp::start(config.clone()).await;
+    let envelope = DeliveryEnvelope {
+        delivery_id: "bat_0123456789abcdef0123456789abcdef".into(),
+        endpoint_id: "ep_manual".into(),
+        account_id: "acc_manual".into(),
+        event_ids: vec!["evt_m1".into(), "evt_m2".into()],
+        event_types: vec!["license.created".into(), "license.expired".into()],
+        batch: true,
+        body: r#"{"id":"bat_0123456789abcdef0123456789abcdef","type":"batch","created":"2026-03-15T14:30:00Z","data":{"events":[{"id":"evt_m1"},{"id":"evt_m2"}]}}"#.into(),
+        // The schedule has two tiers: attempt 3 is the last one.
+        attempt: 3,
+        first_attempt_at_ms: 1,
+        due_at_ms: hookrelay::delivery::now_ms(),
+        last_status: Some(500),
+        last_error: Some("HTTP 500".into()),
+        origin_topic: "api:retry".into(),
+        origin_partition: -1,
+        origin_offset: -1,
+        history: Vec::new(),
+        dead_letter_reason: None,
+    };
+    common::produce(
+        &common::producer(),
+        &config.topics.requests,
+        Some(b"ep_manual"),
+        Some(&envelope.to_avro().expect("encode")),
+    )
+    .await;
+    let dlq = common::read_all_at_least(&config.topics.dead_letter, 1);
+    assert_eq!(dlq.len(), 1);
+    let kept = DeliveryEnvelope::from_avro(dlq[0].payload().expect("value")).expect("envelope");
+    assert_eq!(
+        kept.dead_letter_reason.as_deref(),
+        Some("retries_exhausted")
+    );
+    assert_eq!(
+        kept.event_ids, envelope.event_ids,
+        "the batch is kept whole"
+    );
+    assert!(kept.batch);
+    let stored = app.table.get(&ep.id).expect("table").expect("endpoint");
+    assert!(
+        !stored.breaker_disabled(),
+        "a person's retry does not disable"
+    );
+    let log = common::read_all_at_least(&config.topics.attempts, 1);
+    let entry = AttemptRecord::from_avro(log[0].payload().expect("value")).expect("attempt");
+    assert_eq!(entry.event_ids, envelope.event_ids);
+    assert_eq!(entry.event_types, envelope.event_types);
+    assert!(entry.batch);
+    assert_eq!(receiver.received().len(), 1, "sent once, as it was");
+    app.stop().await.expect("clean stop");
+}
