@@ -159,6 +159,16 @@ pub enum AvroError {
         version: u32,
         extra: usize,
     },
+    /// The datum does not decode with the writer schema a schema registry gave for its id
+    /// (or does not fit the Rust type).
+    #[error("{schema} record written with registry schema id {schema_id} is {}", if *truncated { "truncated" } else { "malformed" })]
+    RegistryDatum {
+        schema: &'static str,
+        schema_id: u32,
+        truncated: bool,
+        #[source]
+        source: apache_avro::Error,
+    },
     /// The value does not fit the current schema (a programming error in the caller).
     #[error("cannot encode a {schema} v{version} record")]
     Encode {
@@ -419,6 +429,37 @@ impl VersionedSchema {
         datum: &[u8],
     ) -> Result<T, AvroError> {
         self.read_datum(self.version(writer_version)?, datum)
+    }
+
+    /// Decodes a raw datum written with `writer`, a schema a registry gave for `schema_id`
+    /// (checked beforehand to resolve into the current schema), resolved into the current one.
+    pub fn decode_with_writer<T: DeserializeOwned>(
+        &self,
+        schema_id: u32,
+        writer: &Schema,
+        datum: &[u8],
+    ) -> Result<T, AvroError> {
+        let current = self.current_entry();
+        let mut reader = datum;
+        let error = |source: apache_avro::Error| AvroError::RegistryDatum {
+            schema: self.name,
+            schema_id,
+            truncated: is_eof(&source),
+            source,
+        };
+        let value = GenericDatumReader::builder(writer)
+            .reader_schema(&current.schema)
+            .build()
+            .and_then(|r| r.read_value(&mut reader))
+            .map_err(error)?;
+        if !reader.is_empty() {
+            return Err(AvroError::TrailingBytes {
+                schema: self.name,
+                version: current.number,
+                extra: reader.len(),
+            });
+        }
+        apache_avro::from_value::<T>(&value).map_err(error)
     }
 
     /// Decodes a single-object record into a generic Avro value conforming to the current

@@ -146,6 +146,7 @@ mod tests {
                 (42, "license_event.v2".to_owned()),
                 (43, "license_event.v2".to_owned()),
             ]),
+            ..CodecConfig::default()
         };
         let text = render_schemas(&schemas, &codec, false);
         let files = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/schemas"))
