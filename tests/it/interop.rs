@@ -37,13 +37,13 @@ fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn schema_dir() -> PathBuf {
+pub fn schema_dir() -> PathBuf {
     repo().join("schemas")
 }
 
 /// The program of one library, with its arguments before the command's.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-enum Library {
+pub enum Library {
     Java,
     Fastavro,
 }
@@ -78,7 +78,7 @@ impl Library {
     }
 
     /// Runs `args`, feeding `stdin`; returns stdout, panicking with stderr on failure.
-    fn run(self, args: &[&str], stdin: &str) -> String {
+    pub fn run(self, args: &[&str], stdin: &str) -> String {
         let mut child = self
             .command()
             .args(args)
@@ -160,7 +160,7 @@ fn every_shipped_schema_has_the_fingerprint_java_and_fastavro_compute() {
 
 // ---- license events written by Java and fastavro ----
 
-const ACCOUNT: &str = "acc_interop";
+pub const ACCOUNT: &str = "acc_interop";
 /// Confluent schema ids the test maps, as a producer's registry would have assigned them.
 const CONFLUENT_V1: u32 = 41;
 const CONFLUENT_V2: u32 = 42;
@@ -178,11 +178,11 @@ const OPTIONAL: [&str; 6] = [
 const V2_ONLY: [&str; 3] = ["reason", "amount", "currency"];
 
 /// One record a third-party library writes, and what the customer must receive for it.
-struct Case {
-    id: String,
+pub struct Case {
+    pub id: String,
     event_type: EventType,
     /// The JSON line the library's program reads.
-    line: String,
+    pub line: String,
     /// `data` keys the golden body has that this record does not carry.
     absent: Vec<&'static str>,
     /// True when `features` was left out (its default, an empty list, applies).
@@ -192,7 +192,7 @@ struct Case {
 /// The Avro record (plain JSON: field names of the schema, nulls, epoch milliseconds) of the
 /// golden event of type `t`, as schema `version` holds it; `minimal` leaves out every field
 /// with a default that `t` does not require.
-fn case(id: &str, t: EventType, version: u32, minimal: bool, framing: &str) -> Case {
+pub fn case(id: &str, t: EventType, version: u32, minimal: bool, framing: &str) -> Case {
     let e: LicenseEvent = sample(EventId::new(id.to_owned()), t, AccountId::from(ACCOUNT));
     let millis = |t: time::OffsetDateTime| (t.unix_timestamp_nanos() / 1_000_000) as i64;
     let d = &e.data;
@@ -285,7 +285,7 @@ fn golden_with_id(c: &Case) -> String {
 
 /// Checks one received body against the case: byte for byte when the record carried every
 /// field of the golden event, else the golden body less the fields the record left out.
-fn check_body(c: &Case, body: &[u8]) {
+pub fn check_body(c: &Case, body: &[u8]) {
     let expected_text = golden_with_id(c);
     if c.absent.is_empty() && !c.no_features {
         assert_eq!(

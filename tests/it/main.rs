@@ -19,6 +19,7 @@ mod fuzz;
 mod interop;
 mod notify;
 mod pressure;
+mod registry;
 mod retry;
 mod secured;
 mod subscriptions;
