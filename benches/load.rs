@@ -369,7 +369,10 @@ async fn crash(events: usize, accounts: usize, per_account: usize) -> (u64, u64,
     let child_env: Vec<(String, String)> = env
         .iter()
         .filter(|(k, _)| {
-            std::env::var_os("LOAD_BINARY").is_none() || k != "HOOKRELAY__TOPICS__REQUESTS"
+            std::env::var_os("LOAD_BINARY").is_none()
+                || !(k == "HOOKRELAY__TOPICS__REQUESTS"
+                    || k == "HOOKRELAY__TOPICS__API_KEYS"
+                    || k.starts_with("HOOKRELAY__API__"))
         })
         .cloned()
         .collect();

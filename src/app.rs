@@ -100,6 +100,8 @@ pub async fn run(
         .create()
         .context("creating the producer")?;
     readiness.producer_healthy.store(true, Ordering::Release);
+    // The start-up check reached the cluster; the consumer's statistics keep this current.
+    readiness.brokers_reachable.store(true, Ordering::Release);
     let api = if config.api.enabled {
         Some(
             crate::api::start(&config, table.clone(), producer.clone(), metrics.clone())
@@ -301,6 +303,7 @@ pub async fn notify(
         &readiness.subscriptions_ready,
         &readiness.consumer_assigned,
         &readiness.producer_healthy,
+        &readiness.brokers_reachable,
     ] {
         flag.store(true, Ordering::Release);
     }

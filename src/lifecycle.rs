@@ -22,6 +22,9 @@ pub struct Readiness {
     pub consumer_assigned: AtomicBool,
     /// The producer has no fatal error.
     pub producer_healthy: AtomicBool,
+    /// At least one broker is reachable (from librdkafka's statistics and its "all brokers
+    /// down" error): false during a broker outage, so `/readyz` shows it.
+    pub brokers_reachable: AtomicBool,
     /// Why the subscriptions table stopped, when it did: shown by `/readyz`.
     subscriptions_failure: Mutex<Option<String>>,
 }
@@ -60,6 +63,11 @@ impl Readiness {
                 self.producer_healthy.load(Ordering::Acquire),
                 None,
             ),
+            (
+                "brokers",
+                self.brokers_reachable.load(Ordering::Acquire),
+                None,
+            ),
         ];
         let ready = checks.iter().all(|(_, ok, _)| *ok);
         let text = checks
@@ -67,6 +75,7 @@ impl Readiness {
             .map(|(name, ok, why)| match (ok, why) {
                 (true, _) => format!("{name}: ok\n"),
                 (false, Some(why)) => format!("{name}: failed: {why}\n"),
+                (false, None) if *name == "brokers" => format!("{name}: unreachable\n"),
                 (false, None) => format!("{name}: not ready\n"),
             })
             .collect();

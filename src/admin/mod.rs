@@ -166,6 +166,7 @@ mod tests {
             .store(true, Ordering::Release);
         s.readiness.consumer_assigned.store(true, Ordering::Release);
         s.readiness.producer_healthy.store(true, Ordering::Release);
+        s.readiness.brokers_reachable.store(true, Ordering::Release);
         let (status, _) = get_status(router(s.clone()), "/readyz").await;
         assert_eq!(status, StatusCode::OK);
         let (status, _) = get_status(router(s), "/healthz").await;

@@ -77,7 +77,29 @@ pub struct IngestContext {
 }
 
 impl ClientContext for IngestContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        if error.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::AllBrokersDown) {
+            self.readiness
+                .brokers_reachable
+                .store(false, Ordering::Release);
+        }
+        warn!(%error, reason, "Kafka client error");
+    }
+
     fn stats(&self, stats: Statistics) {
+        // Brokers proper have a node id; the bootstrap entries do not.
+        let up = stats
+            .brokers
+            .values()
+            .any(|b| b.nodeid >= 0 && b.state == "UP");
+        let was = self.readiness.brokers_reachable.swap(up, Ordering::AcqRel);
+        if was != up {
+            if up {
+                info!("a broker is reachable again");
+            } else {
+                warn!("no broker is reachable");
+            }
+        }
         for (topic, t) in &stats.topics {
             for (partition, p) in &t.partitions {
                 // -1 is librdkafka's internal "unassigned" partition; lag -1 means unknown.
@@ -197,7 +219,8 @@ pub fn consumer_config(mut base: ClientConfig, group_id: &str) -> ClientConfig {
         // Fail over within seconds when an instance dies (librdkafka's default is 45 s).
         ("session.timeout.ms", "10000"),
         ("heartbeat.interval.ms", "2000"),
-        ("statistics.interval.ms", "5000"),
+        // Also how soon /readyz notices a broker outage and its end.
+        ("statistics.interval.ms", "2000"),
         // Bound what librdkafka prefetches; the in-flight limit bounds the rest.
         ("queued.max.messages.kbytes", "16384"),
     ] {
