@@ -6,11 +6,13 @@
 //! they all go through once it answers; the registry's definite refusals (not found, not
 //! Avro) send records to the invalid-records topic with their reason.
 //!
-//! No schema registry server can be fetched here (Confluent's is not on Maven Central;
-//! Apicurio's is a Quarkus application that would have to be built), so the registry is
-//! `tests/registry_server.py`: the schema-by-id endpoint of the Confluent API, answering in
-//! that API's documented format (the same that Apicurio's ccompat API, Karapace and Redpanda
-//! serve).
+//! No schema registry server can be installed from the registries this project may use:
+//! Confluent's is not on Maven Central, Karapace is not on PyPI, and Apicurio Registry 3.3.3's
+//! application cannot be assembled from Maven Central (its dependency
+//! `io.apicurio:apicurio-registry-schema-util-provider` is not served there; tried). So the
+//! registry is `tests/registry_server.py`: the schema-by-id endpoint of the Confluent API,
+//! answering in that API's documented format (the same that Apicurio's ccompat API, Karapace
+//! and Redpanda serve), written from the documentation rather than recorded from a server.
 
 use std::collections::BTreeMap;
 use std::process::Stdio;
