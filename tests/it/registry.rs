@@ -453,3 +453,52 @@ fn registry_settings_are_checked_and_secrets_masked() {
     ])
     .expect("loopback http with credentials");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_sends_a_bearer_token_and_a_refused_one_only_delays() {
+    use hookrelay::config::Password;
+    use hookrelay::event::registry::{RegistryEntry, SchemaRegistryConfig};
+    use hookrelay::ingest::registry::RegistryClient;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let v2 = std::fs::read_to_string(schema_dir().join("license_event.v2.avsc")).expect("v2");
+    let answers = dir.path().join("answers.json");
+    std::fs::write(
+        &answers,
+        json!({"7": {"status": 200, "body": {"schema": v2}}}).to_string(),
+    )
+    .expect("answers");
+    let registry = Registry::start(&answers, &["--bearer", "tok-3c1d"]).await;
+    let reader = apache_avro::Schema::parse_str(&v2).expect("reader");
+    let client = |token: &str| {
+        RegistryClient::new(&SchemaRegistryConfig {
+            url: format!("http://127.0.0.1:{}", registry.port),
+            bearer_token: Password::new(token),
+            timeout: Duration::from_secs(5),
+            retry_initial: Duration::from_millis(100),
+            retry_max: Duration::from_secs(1),
+            ..SchemaRegistryConfig::default()
+        })
+        .expect("client")
+    };
+    let good = client("tok-3c1d");
+    assert!(format!("{good:?}").contains("127.0.0.1") && !format!("{good:?}").contains("tok-3c1d"));
+    assert!(matches!(
+        good.fetch_once(7, &reader).await,
+        Ok(RegistryEntry::Usable(_))
+    ));
+    let refused = client("wrong")
+        .fetch_once(7, &reader)
+        .await
+        .expect_err("transient");
+    assert!(refused.to_string().contains("401"), "{refused}");
+    assert!(!refused.to_string().contains("wrong"), "{refused}");
+    assert_eq!(
+        registry
+            .requests()
+            .iter()
+            .map(|r| r["authorized"] == true)
+            .collect::<Vec<_>>(),
+        [true, false]
+    );
+}
