@@ -7,7 +7,8 @@
 //!
 //! Settings (environment): LOAD_EVENTS (default 40000), LOAD_ENDPOINTS (default 50),
 //! LOAD_REPEAT (isolation rounds, default 3), LOAD_SCENARIOS (comma-separated subset of
-//! `throughput,isolation,crash`; default all), LOAD_BINARY (the hookrelay binary the crash
+//! `throughput,isolation,crash,latency`; default all but `latency`, which takes minutes and
+//! has settings of its own, see `load/latency.rs`), LOAD_BINARY (the hookrelay binary the crash
 //! scenario kills; default this build's, another path measures an older build).
 //! Each scenario uses fresh topics. Prints one line per scenario and the ratios.
 
@@ -28,6 +29,9 @@ use prometheus::Registry;
 use rdkafka::ClientConfig;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use tokio::sync::watch;
+
+#[path = "load/latency.rs"]
+mod latency;
 
 fn bootstrap() -> String {
     std::env::var("HOOKRELAY_TEST_BOOTSTRAP").unwrap_or_else(|_| "127.0.0.1:19092".to_owned())
@@ -466,6 +470,9 @@ fn main() {
         .build()
         .expect("runtime");
     runtime.block_on(async {
+        if scenarios.contains("latency") {
+            latency::scenario().await;
+        }
         if scenarios.contains("crash") {
             let (duplicates, expected, rate) = crash(events / 4, 10, 3).await;
             println!(

@@ -223,6 +223,13 @@ pub fn consumer_config(mut base: ClientConfig, group_id: &str) -> ClientConfig {
         ("statistics.interval.ms", "2000"),
         // Bound what librdkafka prefetches; the in-flight limit bounds the rest.
         ("queued.max.messages.kbytes", "16384"),
+        // A fetch returns once 16 KiB are there or after 5 ms. librdkafka's defaults (1 byte,
+        // 500 ms) answer every fetch as soon as one record arrives: at 1,000 events/s that
+        // is a fetch per record, which cost the broker and hookrelay more CPU than the
+        // deliveries and, on a busy machine, a worse tail. 5 ms is the latency it adds at
+        // most (BENCHMARKS.md, "Latency and CPU").
+        ("fetch.wait.max.ms", "5"),
+        ("fetch.min.bytes", "16384"),
     ] {
         if base.get(key).is_none() {
             base.set(key, value);
