@@ -493,6 +493,11 @@ async fn the_client_sends_a_bearer_token_and_a_refused_one_only_delays() {
         .expect_err("transient");
     assert!(refused.to_string().contains("401"), "{refused}");
     assert!(!refused.to_string().contains("wrong"), "{refused}");
+    // The server reports each request on its stdout, which a task reads: wait for both.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while registry.requests().len() < 2 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     assert_eq!(
         registry
             .requests()
