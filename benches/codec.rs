@@ -30,6 +30,7 @@ fn decoding(c: &mut Criterion) {
             1,
             hookrelay::event::current_schema_name().expect("name"),
         )]),
+        ..CodecConfig::default()
     })
     .expect("decoder");
     let e = event();

@@ -163,6 +163,14 @@ pub async fn run(
             requests: config.topics.requests.clone(),
         },
         decoder: EventDecoder::new(&config.codec).context("codec.confluent_schema_ids")?,
+        registry: if config.codec.schema_registry.enabled() {
+            Some(Arc::new(
+                crate::ingest::registry::RegistryClient::new(&config.codec.schema_registry)
+                    .context("codec.schema_registry")?,
+            ))
+        } else {
+            None
+        },
         table: table.clone(),
         dispatcher: dispatcher.clone(),
         handoff,

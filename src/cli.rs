@@ -47,6 +47,19 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Print every Avro schema this build ships: version, fingerprints, Confluent ids.
+    ///
+    /// For producer teams checking their side: single-object records must carry one of the
+    /// fingerprints listed (Java's `SchemaNormalization.parsingFingerprint64` prints the
+    /// 64-bit number; the record header holds the bytes shown first).
+    Schemas {
+        /// Also show the Confluent schema ids this config maps (`codec.confluent_schema_ids`).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Print each schema's JSON text after its line.
+        #[arg(long)]
+        full: bool,
+    },
     /// Create and revoke keys of the customer API.
     ApiKey {
         #[command(subcommand)]
@@ -152,6 +165,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::ApiKey { command } => api_key(command),
+        Command::Schemas { config, full } => {
+            let config = Config::load(config.as_deref())?;
+            let schemas = crate::records::shipped_schemas()?;
+            print!(
+                "{}",
+                crate::records::render_schemas(&schemas, &config.codec, full)
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Topics {
             command: TopicsCommand::Create { config },
         } => {

@@ -512,6 +512,74 @@ impl Config {
             other => invalid("codec.confluent_schema_ids", other.to_string()),
         })?;
         self.validate_notify(self.notify.enabled)?;
+        self.validate_schema_registry()?;
+        Ok(())
+    }
+
+    /// Checks `[codec.schema_registry]` when a URL is set.
+    fn validate_schema_registry(&self) -> Result<(), ConfigError> {
+        let r = &self.codec.schema_registry;
+        if !r.enabled() {
+            return Ok(());
+        }
+        let url = url::Url::parse(r.url.trim()).map_err(|e| {
+            invalid(
+                "codec.schema_registry.url",
+                format!("is not a URL ({e}); e.g. https://registry.example.com"),
+            )
+        })?;
+        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+            return Err(invalid(
+                "codec.schema_registry.url",
+                "must be an http or https URL with a host",
+            ));
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(invalid(
+                "codec.schema_registry.url",
+                "must not carry credentials: set codec.schema_registry.username and password",
+            ));
+        }
+        let basic = !r.username.is_empty();
+        if basic && !r.bearer_token.is_empty() {
+            return Err(invalid(
+                "codec.schema_registry.bearer_token",
+                "is set together with codec.schema_registry.username: choose basic authentication or a bearer token",
+            ));
+        }
+        if !basic && !r.password.is_empty() {
+            return Err(invalid(
+                "codec.schema_registry.password",
+                "is set but codec.schema_registry.username is empty",
+            ));
+        }
+        let credentials = basic || !r.bearer_token.is_empty();
+        if credentials && url.scheme() == "http" && !url.host_str().is_some_and(is_loopback_host) {
+            return Err(invalid(
+                "codec.schema_registry.url",
+                "is plain http but credentials are set: they would cross the network unencrypted (use https)",
+            ));
+        }
+        if !r.ca_file.is_empty() && !Path::new(&r.ca_file).is_file() {
+            return Err(invalid(
+                "codec.schema_registry.ca_file",
+                format!("{} is not a readable file", r.ca_file),
+            ));
+        }
+        for (key, d) in [
+            ("codec.schema_registry.timeout", r.timeout),
+            ("codec.schema_registry.retry_initial", r.retry_initial),
+        ] {
+            if d.is_zero() {
+                return Err(invalid(key, "must be longer than zero"));
+            }
+        }
+        if r.retry_max < r.retry_initial {
+            return Err(invalid(
+                "codec.schema_registry.retry_max",
+                "must be at least codec.schema_registry.retry_initial",
+            ));
+        }
         Ok(())
     }
 
@@ -699,6 +767,12 @@ impl Config {
         if !shown.notify.smtp.password.is_empty() {
             shown.notify.smtp.password = Password::new("***");
         }
+        let registry = &mut shown.codec.schema_registry;
+        for secret in [&mut registry.password, &mut registry.bearer_token] {
+            if !secret.is_empty() {
+                *secret = Password::new("***");
+            }
+        }
         toml::to_string_pretty(&shown).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
     }
 
@@ -737,6 +811,18 @@ impl Config {
             ("notify.retry_initial", n.retry_initial),
             ("notify.retry_max", n.retry_max),
             ("notify.smtp.timeout", n.smtp.timeout),
+            (
+                "codec.schema_registry.timeout",
+                self.codec.schema_registry.timeout,
+            ),
+            (
+                "codec.schema_registry.retry_initial",
+                self.codec.schema_registry.retry_initial,
+            ),
+            (
+                "codec.schema_registry.retry_max",
+                self.codec.schema_registry.retry_max,
+            ),
         ];
         all.extend(self.retry.tiers.iter().map(|t| ("retry.tiers", t.delay)));
         all

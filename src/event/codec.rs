@@ -14,6 +14,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
+use std::sync::Arc;
 
 use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -22,6 +23,7 @@ use crate::records::avro::{AvroError, VersionedSchema};
 
 use super::invalid::InvalidRecord;
 use super::model::LicenseEvent;
+use super::registry::{RegistryEntry, RegistrySchemas, SchemaRegistryConfig};
 use super::wire::{AvroEvent, JsonEvent, SCHEMA};
 
 /// The Confluent wire format's magic byte.
@@ -33,16 +35,20 @@ const CONFLUENT_HEADER_LEN: usize = 5;
 #[serde(deny_unknown_fields)]
 pub struct CodecConfig {
     /// Confluent-framed records (magic byte 0 + 4-byte schema id) name their writer schema
-    /// by a registry id; hookrelay runs without a registry, so this maps each id producers
-    /// use to a shipped schema version, e.g. `{ 7 = "license_event.v1" }`. The schema
-    /// registered under that id must be that version's schema (same canonical form): the
-    /// datum is read with it, unchecked.
+    /// by a registry id; this maps ids producers use to a shipped schema version, e.g.
+    /// `{ 7 = "license_event.v1" }`, with no registry asked. The schema registered under
+    /// that id must be that version's schema (same canonical form): the datum is read with
+    /// it, unchecked. Ids not mapped here are asked of `schema_registry`, if set.
     #[serde(
         default,
         serialize_with = "ids_as_strings",
         deserialize_with = "ids_from_strings_or_numbers"
     )]
     pub confluent_schema_ids: BTreeMap<u32, String>,
+    /// A Confluent-compatible schema registry for the ids `confluent_schema_ids` does not
+    /// map (see [`super::registry`]).
+    #[serde(default)]
+    pub schema_registry: SchemaRegistryConfig,
 }
 
 /// Configuration file formats and environment variables carry map keys as text.
@@ -126,6 +132,8 @@ pub struct EventDecoder {
     schema: &'static VersionedSchema,
     /// Confluent schema id → license_event schema version.
     confluent: HashMap<u32, u32>,
+    /// Writer schemas fetched from `codec.schema_registry`, when one is configured.
+    registry: Option<Arc<RegistrySchemas>>,
 }
 
 impl EventDecoder {
@@ -153,7 +161,26 @@ impl EventDecoder {
                 })?;
             confluent.insert(id, version);
         }
-        Ok(Self { schema, confluent })
+        let registry = config
+            .schema_registry
+            .enabled()
+            .then(|| Arc::new(RegistrySchemas::default()));
+        Ok(Self {
+            schema,
+            confluent,
+            registry,
+        })
+    }
+
+    /// The cache of registry answers this decoder reads, which the consumer fills; `None`
+    /// without `codec.schema_registry.url`.
+    pub fn registry_schemas(&self) -> Option<&Arc<RegistrySchemas>> {
+        self.registry.as_ref()
+    }
+
+    /// The schema records are resolved into, for interpreting registry answers.
+    pub fn reader_schema(&self) -> &apache_avro::Schema {
+        self.schema.current()
     }
 
     /// Decodes and validates one record value (see the module docs for the encodings).
@@ -171,14 +198,22 @@ impl EventDecoder {
                 return Err(InvalidRecord::ConfluentHeader);
             };
             let schema_id = u32::from_be_bytes([header[1], header[2], header[3], header[4]]);
-            let version = *self
-                .confluent
-                .get(&schema_id)
-                .ok_or(InvalidRecord::UnmappedSchemaId { schema_id })?;
-            let wire: AvroEvent<'static> = self
-                .schema
-                .decode_datum(version, datum)
-                .map_err(InvalidRecord::Avro)?;
+            let wire: AvroEvent<'static> = if let Some(&version) = self.confluent.get(&schema_id) {
+                self.schema.decode_datum(version, datum)
+            } else if let Some(registry) = &self.registry {
+                match registry.get(schema_id) {
+                    Some(RegistryEntry::Usable(writer)) => {
+                        self.schema.decode_with_writer(schema_id, &writer, datum)
+                    }
+                    Some(RegistryEntry::Unusable(why)) => {
+                        return Err(InvalidRecord::Registry(why));
+                    }
+                    None => return Err(InvalidRecord::SchemaPending { schema_id }),
+                }
+            } else {
+                return Err(InvalidRecord::UnmappedSchemaId { schema_id });
+            }
+            .map_err(InvalidRecord::Avro)?;
             return wire.into_event();
         }
         match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
@@ -291,6 +326,7 @@ mod tests {
                 (7, "license_event.v2".to_owned()),
                 (3, "license_event.v1".to_owned()),
             ]),
+            ..CodecConfig::default()
         })
         .unwrap()
     }
@@ -449,6 +485,7 @@ mod tests {
         ] {
             let err = EventDecoder::new(&CodecConfig {
                 confluent_schema_ids: BTreeMap::from([(1, name.to_owned())]),
+                ..CodecConfig::default()
             })
             .unwrap_err();
             let msg = err.to_string();

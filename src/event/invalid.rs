@@ -6,6 +6,8 @@
 
 use crate::records::avro::AvroError;
 
+use super::registry::UnusableSchema;
+
 use super::model::EventType;
 
 /// An input record that cannot become a [`LicenseEvent`](super::LicenseEvent).
@@ -27,6 +29,15 @@ pub enum InvalidRecord {
         "the record is Confluent-framed with schema id {schema_id}, which codec.confluent_schema_ids does not map"
     )]
     UnmappedSchemaId { schema_id: u32 },
+    /// The schema registry's schema for the record's id cannot be used (see
+    /// [`UnusableSchema`]).
+    #[error("{0}")]
+    Registry(#[source] UnusableSchema),
+    /// Not a refusal: the record's schema id is being fetched from the schema registry, and
+    /// the record must be decoded again once it is. Never sent to the invalid-records topic
+    /// (see [`InvalidRecord::is_pending`]).
+    #[error("the writer schema of id {schema_id} is not fetched from the schema registry yet")]
+    SchemaPending { schema_id: u32 },
     /// The bytes start like Confluent framing but stop within its 5-byte header.
     #[error("the record is shorter than the 5-byte Confluent header")]
     ConfluentHeader,
@@ -68,9 +79,14 @@ impl InvalidRecord {
                     "unknown_schema"
                 }
                 AvroError::Truncated { .. } => "avro_truncated",
+                AvroError::RegistryDatum {
+                    truncated: true, ..
+                } => "avro_truncated",
                 _ => "avro_malformed",
             },
             InvalidRecord::UnmappedSchemaId { .. } => "unknown_schema",
+            InvalidRecord::Registry(why) => why.reason(),
+            InvalidRecord::SchemaPending { .. } => "schema_pending",
             InvalidRecord::ConfluentHeader => "avro_truncated",
             // JSON that parses but lacks a field every event has (e.g. `account_id`).
             InvalidRecord::Json { source, .. }
@@ -87,11 +103,19 @@ impl InvalidRecord {
         }
     }
 
-    /// Every label [`reason`](Self::reason) can return, so metrics can be pre-registered.
-    pub const REASONS: [&'static str; 10] = [
+    /// True for [`InvalidRecord::SchemaPending`]: the record is not invalid, only not
+    /// decodable yet; it must stay in Kafka, never go to the invalid-records topic.
+    pub fn is_pending(&self) -> bool {
+        matches!(self, InvalidRecord::SchemaPending { .. })
+    }
+
+    /// Every label [`reason`](Self::reason) can return for a refused record, so metrics can
+    /// be pre-registered (`schema_pending` is not a refusal).
+    pub const REASONS: [&'static str; 11] = [
         "empty",
         "unknown_encoding",
         "unknown_schema",
+        "unusable_schema",
         "avro_truncated",
         "avro_malformed",
         "json_malformed",
@@ -253,6 +277,8 @@ mod tests {
             InvalidRecord::Empty,
             InvalidRecord::UnknownEncoding { first: 1 },
             InvalidRecord::UnmappedSchemaId { schema_id: 9 },
+            InvalidRecord::Registry(UnusableSchema::NotFound { schema_id: 9 }),
+            InvalidRecord::Registry(UnusableSchema::References { schema_id: 9 }),
             InvalidRecord::ConfluentHeader,
             InvalidRecord::UnknownType("x".into()),
             InvalidRecord::MissingField {

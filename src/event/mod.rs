@@ -13,6 +13,7 @@ mod codec;
 mod invalid;
 mod mask;
 mod model;
+pub mod registry;
 mod validate;
 pub(crate) mod wire;
 

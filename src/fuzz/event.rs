@@ -28,6 +28,7 @@ fn decoder() -> &'static EventDecoder {
             .collect();
         EventDecoder::new(&CodecConfig {
             confluent_schema_ids,
+            ..CodecConfig::default()
         })
         .expect("every shipped version maps")
     })

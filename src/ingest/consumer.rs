@@ -28,7 +28,7 @@ use crate::delivery::{
     DeadLetterReason, Delivery, DeliveryOutcome, InFlightCounter, Origin, delivery_id, now_ms,
 };
 use crate::dispatch::{Dispatcher, Room};
-use crate::event::EventDecoder;
+use crate::event::{EventDecoder, InvalidRecord};
 use crate::ids::EndpointId;
 use crate::lifecycle::{Readiness, stopped};
 use crate::offsets::{Admit, CommitPoint, OffsetBook, TopicPartition, metadata};
@@ -39,6 +39,7 @@ use crate::subscriptions::{FollowerState, SubscriptionTable};
 use crate::telemetry::Metrics;
 
 use super::pauses::{PauseReason, Pauses};
+use super::registry::RegistryClient;
 
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
@@ -276,6 +277,8 @@ pub struct IngestParts {
     pub room_rx: mpsc::UnboundedReceiver<EndpointId>,
     pub max_in_flight: usize,
     pub readiness: Arc<Readiness>,
+    /// The schema registry client, when `codec.schema_registry.url` is set.
+    pub registry: Option<Arc<RegistryClient>>,
 }
 
 pub struct Ingest {
@@ -305,6 +308,12 @@ pub struct Ingest {
     revoked_rx: mpsc::UnboundedReceiver<Vec<TopicPartition>>,
     assigned_rx: mpsc::UnboundedReceiver<Vec<TopicPartition>>,
     room_rx: mpsc::UnboundedReceiver<EndpointId>,
+    registry: Option<Arc<RegistryClient>>,
+    /// Partitions paused on a record whose schema id is being fetched, by schema id.
+    awaiting_schema: HashMap<u32, HashSet<TopicPartition>>,
+    /// Schema ids whose answer reached the decoder's cache (from the fetch tasks).
+    schema_tx: mpsc::UnboundedSender<u32>,
+    schema_rx: mpsc::UnboundedReceiver<u32>,
 }
 
 impl Ingest {
@@ -335,6 +344,7 @@ impl Ingest {
                 source,
             })?;
         let (wake_tx, wake_rx) = mpsc::unbounded_channel();
+        let (schema_tx, schema_rx) = mpsc::unbounded_channel();
         let now = Instant::now();
         Ok(Ingest {
             consumer: Arc::new(consumer),
@@ -361,6 +371,10 @@ impl Ingest {
             revoked_rx,
             assigned_rx,
             room_rx: parts.room_rx,
+            registry: parts.registry,
+            awaiting_schema: HashMap::new(),
+            schema_tx,
+            schema_rx,
         })
     }
 
@@ -385,6 +399,7 @@ impl Ingest {
                 Some(assigned) = self.assigned_rx.recv() => self.on_assigned(assigned),
                 Some(tp) = self.wake_rx.recv() => self.release_due(&tp),
                 Some(endpoint) = self.room_rx.recv() => self.endpoint_has_room(&endpoint),
+                Some(schema_id) = self.schema_rx.recv() => self.schema_known(schema_id),
                 _ = tick.tick() => self.tick(),
                 received = consumer.recv() => match received {
                     Ok(msg) => self.handle(&msg),
@@ -451,6 +466,9 @@ impl Ingest {
             self.blocked.remove(tp);
             self.impatient.remove(tp);
             self.committed.remove(tp);
+            for waiting in self.awaiting_schema.values_mut() {
+                waiting.remove(tp);
+            }
         }
         self.pauses.revoke(revoked);
     }
@@ -510,6 +528,10 @@ impl Ingest {
         }
         let event = match self.decoder.decode(msg.payload().unwrap_or_default()) {
             Ok(event) => event,
+            Err(InvalidRecord::SchemaPending { schema_id }) => {
+                self.await_schema(tp, offset, schema_id);
+                return;
+            }
             Err(invalid) => {
                 self.metrics.events_consumed.inc();
                 let Some(settle) = self.book.track(tp, offset, 1) else {
@@ -598,6 +620,44 @@ impl Ingest {
                 self.dispatcher.submit(delivery);
             }
         }
+    }
+
+    /// Leaves the record at `offset` in Kafka until the registry's answer for `schema_id` is
+    /// in the decoder's cache, fetching it unless a fetch is already running.
+    fn await_schema(&mut self, tp: &TopicPartition, offset: i64, schema_id: u32) {
+        let (Some(registry), Some(cache)) = (
+            self.registry.clone(),
+            self.decoder.registry_schemas().cloned(),
+        ) else {
+            // The decoder asks for a registry only when one is configured, and then the
+            // client exists (app wiring); without one the record could never decode.
+            error!(%tp, offset, schema_id, "a record waits for the schema registry, but none is configured; the partition stays paused");
+            self.pauses.set(tp, PauseReason::SchemaRegistry, true);
+            self.seek_back(tp, offset);
+            return;
+        };
+        debug!(%tp, offset, schema_id, "the record's writer schema is not known yet; the partition waits for the schema registry");
+        self.pauses.set(tp, PauseReason::SchemaRegistry, true);
+        self.seek_back(tp, offset);
+        let waiting = self.awaiting_schema.entry(schema_id).or_default();
+        let first = waiting.is_empty();
+        waiting.insert(tp.clone());
+        if first {
+            let reader = self.decoder.reader_schema().clone();
+            let done = self.schema_tx.clone();
+            tokio::spawn(async move {
+                registry.resolve_into(schema_id, &reader, &cache).await;
+                let _ = done.send(schema_id);
+            });
+        }
+    }
+
+    /// The answer for `schema_id` is cached: the partitions waiting for it read on.
+    fn schema_known(&mut self, schema_id: u32) {
+        for tp in self.awaiting_schema.remove(&schema_id).unwrap_or_default() {
+            self.pauses.set(&tp, PauseReason::SchemaRegistry, false);
+        }
+        self.sync_pauses();
     }
 
     fn dead_letter(&self, delivery: Delivery, reason: DeadLetterReason) {

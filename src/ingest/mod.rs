@@ -3,3 +3,4 @@
 //! [`pauses`] bookkeeping that holds partitions in Kafka while they cannot be taken.
 pub mod consumer;
 pub mod pauses;
+pub mod registry;

@@ -21,6 +21,9 @@ pub enum PauseReason {
     /// The subscriptions table stopped following its topic: joining on it would deliver
     /// from a stale view.
     TableStopped,
+    /// A record's writer schema is being fetched from the schema registry (which may be
+    /// down: the partition waits as long as it takes).
+    SchemaRegistry,
     /// Shutting down.
     Stopping,
 }
@@ -31,6 +34,7 @@ impl PauseReason {
         PauseReason::EndpointFull,
         PauseReason::InFlightLimit,
         PauseReason::TableStopped,
+        PauseReason::SchemaRegistry,
         PauseReason::Stopping,
     ];
 
@@ -41,6 +45,7 @@ impl PauseReason {
             PauseReason::EndpointFull => "endpoint_full",
             PauseReason::InFlightLimit => "in_flight_limit",
             PauseReason::TableStopped => "table_stopped",
+            PauseReason::SchemaRegistry => "schema_registry",
             PauseReason::Stopping => "stopping",
         }
     }
@@ -213,6 +218,7 @@ mod tests {
                 (PauseReason::EndpointFull, 1),
                 (PauseReason::InFlightLimit, 0),
                 (PauseReason::TableStopped, 0),
+                (PauseReason::SchemaRegistry, 0),
                 (PauseReason::Stopping, 0),
             ]
         );

@@ -15,14 +15,14 @@ use std::sync::OnceLock;
 
 use apache_avro::Schema;
 use apache_avro::error::CompatibilityError;
-use apache_avro::rabin::Rabin;
 use apache_avro::reader::datum::GenericDatumReader;
 use apache_avro::schema::ResolvedSchema;
 use apache_avro::schema_compatibility::{Compatibility, SchemaCompatibility};
 use apache_avro::types::Value;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use sha2::Digest as _;
+
+use super::canonical::{CanonicalFormError, crc64_avro, parsing_canonical_form};
 
 /// The two marker bytes that open every single-object encoded record.
 pub const SINGLE_OBJECT_MAGIC: [u8; 2] = [0xC3, 0x01];
@@ -40,59 +40,36 @@ pub const SINGLE_OBJECT_HEADER_LEN: usize = 10;
 pub const MAX_AVRO_ALLOCATION: usize = 16 << 20;
 
 /// A schema's CRC-64-AVRO (Rabin) fingerprint, in the little-endian byte order single-object
-/// encoding writes it.
+/// encoding writes it. `Display` prints those header bytes in hex.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Fingerprint(pub [u8; 8]);
 
 impl Fingerprint {
-    /// The fingerprint of `schema`'s Parsing Canonical Form as the Avro specification defines
-    /// it: what Java's `SchemaNormalization`, fastavro and every other producer library write.
-    pub fn of(schema: &Schema) -> Self {
-        Self::rabin(&spec_canonical_form(schema))
+    /// The fingerprint of a schema's Parsing Canonical Form as the Avro specification
+    /// defines it (see [`super::canonical`]): what Java's `SchemaNormalization`, fastavro and
+    /// every other producer library write. `schema_json` is the schema's text.
+    pub fn of_json(schema_json: &str) -> Result<Self, CanonicalFormError> {
+        let form = parsing_canonical_form(schema_json)?;
+        Ok(Self::from_u64(crc64_avro(form.as_bytes())))
     }
 
     /// What apache-avro 0.22's `Schema::fingerprint` computes: different from
-    /// [`Fingerprint::of`] for schemas with logical types (see [`spec_canonical_form`]).
-    /// hookrelay wrote it until that was noticed, so readers accept it too.
+    /// [`Fingerprint::of_json`] for schemas with logical types (AVRO-4004). hookrelay wrote it
+    /// until that was noticed, so readers accept it too.
     pub fn of_apache_avro(schema: &Schema) -> Self {
-        Self::rabin(&schema.canonical_form())
+        Self::from_u64(crc64_avro(schema.canonical_form().as_bytes()))
     }
 
-    fn rabin(canonical_form: &str) -> Self {
-        let digest = Rabin::new()
-            .chain_update(canonical_form.as_bytes())
-            .finalize();
-        let mut bytes = [0u8; 8];
-        // Rabin always yields 8 bytes; copying through the shorter length keeps this total.
-        let n = digest.len().min(8);
-        bytes[..n].copy_from_slice(&digest[..n]);
-        Self(bytes)
+    /// From the 64-bit number Java's `SchemaNormalization.parsingFingerprint64` returns.
+    pub fn from_u64(fingerprint: u64) -> Self {
+        Self(fingerprint.to_le_bytes())
     }
-}
 
-/// The Avro primitive type names.
-const PRIMITIVES: [&str; 8] = [
-    "null", "boolean", "int", "long", "float", "double", "bytes", "string",
-];
-
-/// `schema`'s Parsing Canonical Form, as the specification defines it.
-///
-/// apache-avro 0.22 strips `logicalType` but leaves the primitive it annotated as
-/// `{"type":"long"}`, where the specification's [PRIMITIVES] rule, Java and fastavro write
-/// `"long"` (AVRO-4004). So every schema with a `timestamp-millis` field (`license_event`) had
-/// a fingerprint no other Avro library computes, and single-object records that JVM or Python
-/// producers wrote were refused as written with an unknown schema. In a canonical form, `{`
-/// and `"` occur only as JSON syntax (names are `[A-Za-z0-9_.]`), so the replacement cannot
-/// touch anything else.
-pub fn spec_canonical_form(schema: &Schema) -> String {
-    let mut form = schema.canonical_form();
-    for primitive in PRIMITIVES {
-        form = form.replace(
-            &format!(r#"{{"type":"{primitive}"}}"#),
-            &format!(r#""{primitive}""#),
-        );
+    /// The 64-bit number Java's `SchemaNormalization.parsingFingerprint64` returns (its
+    /// bytes in the opposite order to the single-object header's).
+    pub fn to_u64(self) -> u64 {
+        u64::from_le_bytes(self.0)
     }
-    form
 }
 
 impl fmt::Display for Fingerprint {
@@ -113,6 +90,15 @@ impl fmt::Debug for Fingerprint {
 /// Why a schema set could not be built or a record not encoded or decoded.
 #[derive(Debug, thiserror::Error)]
 pub enum AvroError {
+    /// A shipped schema has no Parsing Canonical Form (hookrelay's reading of it), so no
+    /// fingerprint.
+    #[error("{schema} schema v{version} has no canonical form")]
+    CanonicalForm {
+        schema: &'static str,
+        version: u32,
+        #[source]
+        source: CanonicalFormError,
+    },
     /// A shipped schema file does not parse or does not resolve its named types.
     #[error("{schema} schema v{version} is not a valid Avro schema")]
     Schema {
@@ -173,6 +159,16 @@ pub enum AvroError {
         version: u32,
         extra: usize,
     },
+    /// The datum does not decode with the writer schema a schema registry gave for its id
+    /// (or does not fit the Rust type).
+    #[error("{schema} record written with registry schema id {schema_id} is {}", if *truncated { "truncated" } else { "malformed" })]
+    RegistryDatum {
+        schema: &'static str,
+        schema_id: u32,
+        truncated: bool,
+        #[source]
+        source: apache_avro::Error,
+    },
     /// The value does not fit the current schema (a programming error in the caller).
     #[error("cannot encode a {schema} v{version} record")]
     Encode {
@@ -186,6 +182,8 @@ pub enum AvroError {
 /// One released version of a schema.
 struct Version {
     number: u32,
+    /// The schema's JSON text, as shipped.
+    json: &'static str,
     schema: Schema,
     fingerprint: Fingerprint,
     /// apache-avro's fingerprint, where it differs from the specification's (logical types).
@@ -197,6 +195,18 @@ impl Version {
     fn written_as(&self, fingerprint: Fingerprint) -> bool {
         self.fingerprint == fingerprint || self.legacy_fingerprint == Some(fingerprint)
     }
+}
+
+/// One released schema version, as [`VersionedSchema::released`] lists it.
+#[derive(Clone, Copy, Debug)]
+pub struct ReleasedVersion {
+    pub number: u32,
+    /// The schema text, as shipped in `schemas/`.
+    pub json: &'static str,
+    /// The specification's fingerprint: what single-object records carry.
+    pub fingerprint: Fingerprint,
+    /// The fingerprint earlier hookrelay builds wrote (apache-avro's), where it differs; still read.
+    pub legacy_fingerprint: Option<Fingerprint>,
 }
 
 /// Every released version of one record schema; the highest is current.
@@ -247,7 +257,12 @@ impl VersionedSchema {
                 source,
             };
             let parsed = Schema::parse_str(json).map_err(schema_err)?;
-            let fingerprint = Fingerprint::of(&parsed);
+            let fingerprint =
+                Fingerprint::of_json(json).map_err(|source| AvroError::CanonicalForm {
+                    schema: name,
+                    version: number,
+                    source,
+                })?;
             let legacy = Fingerprint::of_apache_avro(&parsed);
             let legacy_fingerprint = (legacy != fingerprint).then_some(legacy);
             if versions.iter().any(|v: &Version| {
@@ -262,6 +277,7 @@ impl VersionedSchema {
             ResolvedSchema::new(&parsed).map_err(schema_err)?;
             versions.push(Version {
                 number,
+                json,
                 schema: parsed,
                 fingerprint,
                 legacy_fingerprint,
@@ -314,6 +330,17 @@ impl VersionedSchema {
         self.versions
             .iter()
             .map(|v| (v.number, &v.schema, v.fingerprint))
+    }
+
+    /// Every version with what a producer team needs to check its side: the schema text and
+    /// the fingerprints records may carry.
+    pub fn released(&self) -> impl Iterator<Item = ReleasedVersion> + '_ {
+        self.versions.iter().map(|v| ReleasedVersion {
+            number: v.number,
+            json: v.json,
+            fingerprint: v.fingerprint,
+            legacy_fingerprint: v.legacy_fingerprint,
+        })
     }
 
     /// The fingerprint of a version, if this build ships it.
@@ -402,6 +429,37 @@ impl VersionedSchema {
         datum: &[u8],
     ) -> Result<T, AvroError> {
         self.read_datum(self.version(writer_version)?, datum)
+    }
+
+    /// Decodes a raw datum written with `writer`, a schema a registry gave for `schema_id`
+    /// (checked beforehand to resolve into the current schema), resolved into the current one.
+    pub fn decode_with_writer<T: DeserializeOwned>(
+        &self,
+        schema_id: u32,
+        writer: &Schema,
+        datum: &[u8],
+    ) -> Result<T, AvroError> {
+        let current = self.current_entry();
+        let mut reader = datum;
+        let error = |source: apache_avro::Error| AvroError::RegistryDatum {
+            schema: self.name,
+            schema_id,
+            truncated: is_eof(&source),
+            source,
+        };
+        let value = GenericDatumReader::builder(writer)
+            .reader_schema(&current.schema)
+            .build()
+            .and_then(|r| r.read_value(&mut reader))
+            .map_err(error)?;
+        if !reader.is_empty() {
+            return Err(AvroError::TrailingBytes {
+                schema: self.name,
+                version: current.number,
+                extra: reader.len(),
+            });
+        }
+        apache_avro::from_value::<T>(&value).map_err(error)
     }
 
     /// Decodes a single-object record into a generic Avro value conforming to the current
@@ -790,28 +848,24 @@ mod tests {
     }
 
     #[test]
-    fn logical_types_leave_the_canonical_form_and_fingerprint_as_the_spec_says() {
+    fn logical_types_leave_the_fingerprint_as_the_spec_says() {
         let with = r#"{"type":"record","name":"R","namespace":"n","fields":[
             {"name":"at","type":{"type":"long","logicalType":"timestamp-millis"},"doc":"d"},
             {"name":"maybe","type":["null",{"type":"int","logicalType":"date"}],"default":null}]}"#;
         let without = r#"{"type":"record","name":"R","namespace":"n","fields":[
             {"name":"at","type":"long"},{"name":"maybe","type":["null","int"]}]}"#;
-        let with = Schema::parse_str(with).unwrap();
-        let without = Schema::parse_str(without).unwrap();
-        assert_eq!(
-            spec_canonical_form(&with),
-            r#"{"name":"n.R","type":"record","fields":[{"name":"at","type":"long"},{"name":"maybe","type":["null","int"]}]}"#
-        );
-        assert_eq!(Fingerprint::of(&with), Fingerprint::of(&without));
-        assert_eq!(
-            Fingerprint::of(&without),
-            Fingerprint::of_apache_avro(&without)
-        );
+        let spec = |json| Fingerprint::of_json(json).unwrap();
+        let crate_own = |json| Fingerprint::of_apache_avro(&Schema::parse_str(json).unwrap());
+        assert_eq!(spec(with), spec(without));
+        assert_eq!(spec(without), crate_own(without));
         assert_ne!(
-            Fingerprint::of(&with),
-            Fingerprint::of_apache_avro(&with),
+            spec(with),
+            crate_own(with),
             "apache-avro still differs; if it was fixed, the legacy fingerprint can go"
         );
+        let f = spec(with);
+        assert_eq!(Fingerprint::from_u64(f.to_u64()), f);
+        assert_eq!(f.to_u64().to_le_bytes(), f.0);
     }
 
     #[test]

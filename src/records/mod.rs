@@ -8,6 +8,8 @@
 pub mod api_key;
 pub mod attempt;
 pub mod avro;
+pub mod canonical;
+pub mod catalog;
 pub mod envelope;
 #[cfg(test)]
 mod evolution;
@@ -17,3 +19,7 @@ pub use api_key::ApiKey;
 pub use attempt::AttemptRecord;
 pub use envelope::{AttemptSummary, DeliveryEnvelope};
 pub use notification::{ENDPOINT_DISABLED, EndpointNotification};
+
+pub use avro::{Fingerprint, ReleasedVersion, VersionedSchema};
+
+pub use catalog::{ShippedSchemaError, render_schemas, shipped_schemas};

@@ -42,7 +42,7 @@ static STATUS_SCHEMA: LazyLock<Result<VersionedSchema, AvroError>> = LazyLock::n
     )
 });
 
-fn status_schema() -> Result<&'static VersionedSchema, StatusError> {
+pub(crate) fn status_schema() -> Result<&'static VersionedSchema, StatusError> {
     STATUS_SCHEMA.as_ref().map_err(StatusError::Schema)
 }
 

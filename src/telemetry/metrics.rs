@@ -60,6 +60,7 @@ pub const PAUSE_REASONS: &[&str] = &[
     "endpoint_full",
     "in_flight_limit",
     "table_stopped",
+    "schema_registry",
     "stopping",
 ];
 
