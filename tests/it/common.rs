@@ -57,6 +57,36 @@ pub async fn create_topic(name: &str, partitions: i32, configs: &[(&str, &str)])
     for r in results {
         r.unwrap_or_else(|(t, e)| panic!("creating topic {t}: {e}"));
     }
+    wait_until_listed(name, partitions).await;
+}
+
+/// Waits until the broker's metadata lists every partition of `name` with a leader: a
+/// create request can return before then, and a write in that gap fails with "unknown topic
+/// or partition" (seen as a rare flake right after creation).
+async fn wait_until_listed(name: &str, partitions: i32) {
+    let admin = admin();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let ready = admin
+            .inner()
+            .fetch_metadata(Some(name), Duration::from_secs(5))
+            .is_ok_and(|m| {
+                m.topics().iter().any(|t| {
+                    t.name() == name
+                        && t.error().is_none()
+                        && t.partitions().len() == partitions as usize
+                        && t.partitions().iter().all(|p| p.leader() >= 0)
+                })
+            });
+        if ready {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "topic {name} was created but its {partitions} partitions have no leader after 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 pub fn producer() -> FutureProducer {
