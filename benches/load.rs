@@ -7,8 +7,9 @@
 //!
 //! Settings (environment): LOAD_EVENTS (default 40000), LOAD_ENDPOINTS (default 50),
 //! LOAD_REPEAT (isolation rounds, default 3), LOAD_SCENARIOS (comma-separated subset of
-//! `throughput,isolation,crash,latency`; default all but `latency`, which takes minutes and
-//! has settings of its own, see `load/latency.rs`), LOAD_BINARY (the hookrelay binary the crash
+//! `throughput,isolation,crash,latency,scale`; default the first three: `latency` takes
+//! minutes and has settings of its own, see `load/latency.rs`; `scale` drains a backlog with
+//! one and with two processes in one group), LOAD_BINARY (the hookrelay binary the crash
 //! scenario kills; default this build's, another path measures an older build).
 //! Each scenario uses fresh topics. Prints one line per scenario and the ratios.
 
@@ -465,6 +466,89 @@ async fn crash(events: usize, accounts: usize, per_account: usize) -> (u64, u64,
     (total - unique, expected, rate)
 }
 
+/// The drain of a backlog by `processes` hookrelay processes in one group (batching off):
+/// `accounts` accounts × 3 endpoints, events keyed by account. Returns deliveries/s from the
+/// first delivery to the last.
+async fn scale(events: usize, accounts: usize, processes: usize) -> f64 {
+    let ledger = Ledger::default();
+    let addr = start_ledger(ledger.clone()).await;
+    let (env, dir) = config_env(false);
+    let config = Config::load_from(None, &env).expect("config");
+    let admin: rdkafka::admin::AdminClient<_> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap())
+        .create()
+        .expect("admin");
+    ensure_topics(&admin, &topic_specs(&config))
+        .await
+        .expect("topics");
+    let producer = producer();
+    let secret = hookrelay::sign::generate_secret();
+    let per_account = 3;
+    for n in 0..accounts * per_account {
+        let ep = Endpoint::new(
+            EndpointId::new(format!("ep_scale{n}")),
+            AccountId::new(format!("acc_scale{}", n / per_account)),
+            format!("http://{addr}/ok/{n}").parse().expect("url"),
+            secret.clone(),
+        );
+        hookrelay::subscriptions::publish(&producer, &config.topics.subscriptions, &ep)
+            .await
+            .expect("publish endpoint");
+    }
+    for i in 0..events {
+        let account = format!("acc_scale{}", i % accounts);
+        let p = encode_avro(&sample_event(i, &account)).expect("encode");
+        let mut record = FutureRecord::to(&config.topics.events)
+            .key(&account)
+            .payload(&p);
+        while let Err((_, returned)) = producer.send_result(record) {
+            record = returned;
+            producer.poll(Duration::from_millis(10));
+        }
+    }
+    producer.flush(Duration::from_secs(60)).expect("flush");
+    let data_dirs: Vec<tempfile::TempDir> = (0..processes)
+        .map(|_| tempfile::tempdir().expect("data dir"))
+        .collect();
+    let mut children: Vec<_> = data_dirs
+        .iter()
+        .map(|data| {
+            std::process::Command::new(env!("CARGO_BIN_EXE_hookrelay"))
+                .arg("run")
+                .envs(env.iter().cloned())
+                .env(
+                    "HOOKRELAY__SUBSCRIPTIONS__DATA_DIR",
+                    data.path().display().to_string(),
+                )
+                .env("HOOKRELAY_LOG", "error")
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .expect("spawn hookrelay")
+        })
+        .collect();
+    let expected = (events * per_account) as u64;
+    let waiting = Instant::now();
+    while ledger.total.load(Ordering::Relaxed) == 0 {
+        assert!(
+            waiting.elapsed() < Duration::from_secs(120),
+            "nothing delivered within 2 minutes"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(600);
+    while ledger.total.load(Ordering::Relaxed) < expected && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let rate = ledger.total.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64();
+    for child in &mut children {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    drop(dir);
+    rate
+}
+
 fn main() {
     let events = env_usize("LOAD_EVENTS", 40_000);
     let endpoints = env_usize("LOAD_ENDPOINTS", 50);
@@ -477,6 +561,17 @@ fn main() {
     runtime.block_on(async {
         if scenarios.contains("latency") {
             latency::scenario().await;
+        }
+        if scenarios.contains("scale") {
+            // One and two processes in one group drain the same backlog (batching off). The
+            // second process joins a group whose first member may already run: both start
+            // together, so the first rebalance splits the 4 input partitions.
+            for processes in [1, 2] {
+                let rate = scale(events / 2, 50, processes).await;
+                println!(
+                    "scale: {processes} process(es), batching off, 50 accounts x 3 endpoints: {rate:>7.0} deliveries/s"
+                );
+            }
         }
         if scenarios.contains("crash") {
             let (duplicates, expected, rate) = crash(events / 4, 10, 3).await;
