@@ -184,13 +184,7 @@ async fn scenario(events: usize, endpoints: usize, hanging: usize, batching: boo
     let sinks = Sinks::default();
     let addr = start_sinks(sinks.clone()).await;
     let (config, _dir) = config(batching);
-    let admin: rdkafka::admin::AdminClient<_> = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap())
-        .create()
-        .expect("admin");
-    ensure_topics(&admin, &topic_specs(&config))
-        .await
-        .expect("topics");
+    create_topics(&config).await;
     let producer = producer();
     let secret = hookrelay::sign::generate_secret();
     for n in 0..endpoints {
@@ -364,6 +358,76 @@ async fn start_ledger(ledger: Ledger) -> std::net::SocketAddr {
     addr
 }
 
+/// Creates every topic `config` names on the test broker.
+async fn create_topics(config: &Config) {
+    let admin: rdkafka::admin::AdminClient<_> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap())
+        .create()
+        .expect("admin");
+    ensure_topics(&admin, &topic_specs(config))
+        .await
+        .expect("topics");
+}
+
+/// Publishes `accounts` × `per_account` endpoints `ep_<name><n>` of accounts
+/// `acc_<name><n / per_account>`, each posting to `http://{addr}/{path}/{n}`, one secret.
+async fn publish_endpoints(
+    producer: &FutureProducer,
+    config: &Config,
+    addr: std::net::SocketAddr,
+    path: &str,
+    name: &str,
+    accounts: usize,
+    per_account: usize,
+) {
+    let secret = hookrelay::sign::generate_secret();
+    for n in 0..accounts * per_account {
+        let ep = Endpoint::new(
+            EndpointId::new(format!("ep_{name}{n}")),
+            AccountId::new(format!("acc_{name}{}", n / per_account)),
+            format!("http://{addr}/{path}/{n}").parse().expect("url"),
+            secret.clone(),
+        );
+        hookrelay::subscriptions::publish(producer, &config.topics.subscriptions, &ep)
+            .await
+            .expect("publish endpoint");
+    }
+}
+
+/// Produces `events` sample events keyed by account (`acc_<name><i % accounts>`), as the
+/// licensing system does, and waits until the broker has them all.
+fn produce_backlog(
+    producer: &FutureProducer,
+    config: &Config,
+    name: &str,
+    events: usize,
+    accounts: usize,
+) {
+    for i in 0..events {
+        let account = format!("acc_{name}{}", i % accounts);
+        let p = encode_avro(&sample_event(i, &account)).expect("encode");
+        let mut record = FutureRecord::to(&config.topics.events)
+            .key(&account)
+            .payload(&p);
+        while let Err((_, returned)) = producer.send_result(record) {
+            record = returned;
+            producer.poll(Duration::from_millis(10));
+        }
+    }
+    producer.flush(Duration::from_secs(60)).expect("flush");
+}
+
+/// Starts `binary run` with `env` (logging errors only).
+fn spawn_hookrelay(binary: &str, env: &[(String, String)]) -> std::process::Child {
+    std::process::Command::new(binary)
+        .arg("run")
+        .envs(env.iter().cloned())
+        .env("HOOKRELAY_LOG", "error")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn hookrelay")
+}
+
 /// SIGKILLs the hookrelay binary once 40% of the deliveries arrived, restarts it, and counts
 /// the deliveries that arrived twice. `accounts` accounts with `per_account` endpoints each;
 /// events are keyed by account, as the licensing system produces them, so each partition
@@ -386,49 +450,20 @@ async fn crash(events: usize, accounts: usize, per_account: usize) -> (u64, u64,
         })
         .cloned()
         .collect();
-    let admin: rdkafka::admin::AdminClient<_> = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap())
-        .create()
-        .expect("admin");
-    ensure_topics(&admin, &topic_specs(&config))
-        .await
-        .expect("topics");
+    create_topics(&config).await;
     let producer = producer();
-    let secret = hookrelay::sign::generate_secret();
-    let endpoints = accounts * per_account;
-    for n in 0..endpoints {
-        let ep = Endpoint::new(
-            EndpointId::new(format!("ep_crash{n}")),
-            AccountId::new(format!("acc_crash{}", n / per_account)),
-            format!("http://{addr}/ok/{n}").parse().expect("url"),
-            secret.clone(),
-        );
-        hookrelay::subscriptions::publish(&producer, &config.topics.subscriptions, &ep)
-            .await
-            .expect("publish endpoint");
-    }
-    for i in 0..events {
-        let account = format!("acc_crash{}", i % accounts);
-        let p = encode_avro(&sample_event(i, &account)).expect("encode");
-        let key = account;
-        let mut record = FutureRecord::to(&config.topics.events)
-            .key(&key)
-            .payload(&p);
-        while let Err((_, returned)) = producer.send_result(record) {
-            record = returned;
-            producer.poll(Duration::from_millis(10));
-        }
-    }
-    producer.flush(Duration::from_secs(60)).expect("flush");
-    let spawn = |env: &[(String, String)]| {
-        std::process::Command::new(&binary)
-            .arg("run")
-            .envs(env.iter().cloned())
-            .env("HOOKRELAY_LOG", "error")
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .expect("spawn hookrelay")
-    };
+    publish_endpoints(
+        &producer,
+        &config,
+        addr,
+        "ok",
+        "crash",
+        accounts,
+        per_account,
+    )
+    .await;
+    produce_backlog(&producer, &config, "crash", events, accounts);
+    let spawn = |env: &[(String, String)]| spawn_hookrelay(&binary, env);
     let expected = (events * per_account) as u64;
     let mut child = spawn(&child_env);
     // The rate is timed from the first delivery: process start-up is not delivery.
@@ -474,56 +509,32 @@ async fn scale(events: usize, accounts: usize, processes: usize) -> f64 {
     let addr = start_ledger(ledger.clone()).await;
     let (env, dir) = config_env(false);
     let config = Config::load_from(None, &env).expect("config");
-    let admin: rdkafka::admin::AdminClient<_> = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap())
-        .create()
-        .expect("admin");
-    ensure_topics(&admin, &topic_specs(&config))
-        .await
-        .expect("topics");
+    create_topics(&config).await;
     let producer = producer();
-    let secret = hookrelay::sign::generate_secret();
     let per_account = 3;
-    for n in 0..accounts * per_account {
-        let ep = Endpoint::new(
-            EndpointId::new(format!("ep_scale{n}")),
-            AccountId::new(format!("acc_scale{}", n / per_account)),
-            format!("http://{addr}/ok/{n}").parse().expect("url"),
-            secret.clone(),
-        );
-        hookrelay::subscriptions::publish(&producer, &config.topics.subscriptions, &ep)
-            .await
-            .expect("publish endpoint");
-    }
-    for i in 0..events {
-        let account = format!("acc_scale{}", i % accounts);
-        let p = encode_avro(&sample_event(i, &account)).expect("encode");
-        let mut record = FutureRecord::to(&config.topics.events)
-            .key(&account)
-            .payload(&p);
-        while let Err((_, returned)) = producer.send_result(record) {
-            record = returned;
-            producer.poll(Duration::from_millis(10));
-        }
-    }
-    producer.flush(Duration::from_secs(60)).expect("flush");
+    publish_endpoints(
+        &producer,
+        &config,
+        addr,
+        "ok",
+        "scale",
+        accounts,
+        per_account,
+    )
+    .await;
+    produce_backlog(&producer, &config, "scale", events, accounts);
     let data_dirs: Vec<tempfile::TempDir> = (0..processes)
         .map(|_| tempfile::tempdir().expect("data dir"))
         .collect();
     let mut children: Vec<_> = data_dirs
         .iter()
         .map(|data| {
-            std::process::Command::new(env!("CARGO_BIN_EXE_hookrelay"))
-                .arg("run")
-                .envs(env.iter().cloned())
-                .env(
-                    "HOOKRELAY__SUBSCRIPTIONS__DATA_DIR",
-                    data.path().display().to_string(),
-                )
-                .env("HOOKRELAY_LOG", "error")
-                .stdout(std::process::Stdio::null())
-                .spawn()
-                .expect("spawn hookrelay")
+            let mut env = env.clone();
+            env.push((
+                "HOOKRELAY__SUBSCRIPTIONS__DATA_DIR".to_owned(),
+                data.path().display().to_string(),
+            ));
+            spawn_hookrelay(env!("CARGO_BIN_EXE_hookrelay"), &env)
         })
         .collect();
     let expected = (events * per_account) as u64;

@@ -17,13 +17,11 @@ use axum::Router;
 use axum::routing::post;
 use hookrelay::config::Config;
 use hookrelay::event::encode_avro;
-use hookrelay::ids::{AccountId, EndpointId, EventId};
-use hookrelay::kafka::topics::{ensure_topics, topic_specs};
-use hookrelay::subscriptions::Endpoint;
+use hookrelay::ids::{AccountId, EventId};
 use rdkafka::ClientConfig;
 use rdkafka::producer::FutureRecord;
 
-use super::{bootstrap, config_env};
+use super::{bootstrap, config_env, create_topics, publish_endpoints};
 
 const FAN_OUT: usize = 3;
 
@@ -153,31 +151,14 @@ async fn run(rate: f64, seconds: u64, batching: bool, accounts: usize) {
         format!("127.0.0.1:{admin_port}"),
     ));
     let config = Config::load_from(None, &env).expect("config");
-    let admin: rdkafka::admin::AdminClient<_> = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap())
-        .create()
-        .expect("admin");
-    ensure_topics(&admin, &topic_specs(&config))
-        .await
-        .expect("topics");
+    create_topics(&config).await;
     // Sends within a millisecond: the input producer's linger would be part of the latency.
     let producer: rdkafka::producer::FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap())
         .set("linger.ms", "1")
         .create()
         .expect("producer");
-    let secret = hookrelay::sign::generate_secret();
-    for n in 0..accounts * FAN_OUT {
-        let ep = Endpoint::new(
-            EndpointId::new(format!("ep_lat{n}")),
-            AccountId::new(format!("acc_lat{}", n / FAN_OUT)),
-            format!("http://{addr}/lat/{n}").parse().expect("url"),
-            secret.clone(),
-        );
-        hookrelay::subscriptions::publish(&producer, &config.topics.subscriptions, &ep)
-            .await
-            .expect("publish endpoint");
-    }
+    publish_endpoints(&producer, &config, addr, "lat", "lat", accounts, FAN_OUT).await;
     let produce_only = std::env::var_os("LOAD_PRODUCE_ONLY").is_some();
     let binary = if produce_only {
         "sleep"

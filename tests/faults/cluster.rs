@@ -159,9 +159,16 @@ impl Fleet {
         instance.child = Some(child);
     }
 
-    pub fn start_all(&mut self) {
+    /// Starts every instance and waits until each answers `/readyz` with 200.
+    pub async fn start_all_ready(&mut self) {
         for i in 0..self.len() {
             self.start(i);
+        }
+        for i in 0..self.len() {
+            assert!(
+                self.wait_ready(i, Duration::from_secs(60)).await,
+                "instance {i} not ready within 60 s"
+            );
         }
     }
 

@@ -47,6 +47,18 @@ fn window(secs: f64) -> Duration {
 
 /// Registers `accounts` accounts with `per_account` endpoints each on the ledger, all
 /// answering `behavior`, and publishes them; returns the accounts for the producer.
+/// A scenario's receivers, configuration (see [`config`]) and topics.
+async fn prepare(
+    bootstrap: &str,
+    tiers_secs: &[u64],
+    overrides: &[(&str, &str)],
+) -> (Ledger, hookrelay::config::Config, tempfile::TempDir) {
+    let ledger = Ledger::start().await;
+    let (config, dir) = config(bootstrap, tiers_secs, overrides);
+    create_topics(&config).await;
+    (ledger, config, dir)
+}
+
 async fn healthy_accounts(
     config: &hookrelay::config::Config,
     ledger: &Ledger,
@@ -170,15 +182,10 @@ async fn settle(ledger: &Ledger, produced: &Produced, within: Duration) -> Durat
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_loop() {
     let _slot = SLOTS.acquire().await.expect("never closed");
-    let ledger = Ledger::start().await;
-    let (config, dir) = config(&shared_bootstrap(), &[2, 4], &[]);
-    create_topics(&config).await;
+    let (ledger, config, dir) = prepare(&shared_bootstrap(), &[2, 4], &[]).await;
     let accounts = healthy_accounts(&config, &ledger, "k", 12, 3).await;
     let mut fleet = Fleet::new(&config, dir.path(), 3);
-    fleet.start_all();
-    for i in 0..fleet.len() {
-        assert!(fleet.wait_ready(i, Duration::from_secs(60)).await);
-    }
+    fleet.start_all_ready().await;
     let rate = 100.0;
     let duration = window(30.0);
     let (producing, _) = start_producing(&config, accounts, rate, duration, None);
@@ -209,15 +216,10 @@ async fn kill_loop() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scale_three_to_one_to_three() {
     let _slot = SLOTS.acquire().await.expect("never closed");
-    let ledger = Ledger::start().await;
-    let (config, dir) = config(&shared_bootstrap(), &[2, 4], &[]);
-    create_topics(&config).await;
+    let (ledger, config, dir) = prepare(&shared_bootstrap(), &[2, 4], &[]).await;
     let accounts = healthy_accounts(&config, &ledger, "s", 12, 3).await;
     let mut fleet = Fleet::new(&config, dir.path(), 3);
-    fleet.start_all();
-    for i in 0..fleet.len() {
-        assert!(fleet.wait_ready(i, Duration::from_secs(60)).await);
-    }
+    fleet.start_all_ready().await;
     let rate = 100.0;
     let duration = window(30.0);
     let (producing, _) = start_producing(&config, accounts, rate, duration, None);
@@ -245,21 +247,19 @@ async fn scale_three_to_one_to_three() {
 async fn broker_restart() {
     let _slot = SLOTS.acquire().await.expect("never closed");
     let broker = PrivateBroker::start(29_092);
-    let ledger = Ledger::start().await;
-    let (config, dir) = config(
+    let (ledger, config, dir) = prepare(
         &broker.bootstrap(),
         &[1, 2, 3, 4, 60],
         &[("HOOKRELAY__RETRY__BREAKER_THRESHOLD", "100000")],
-    );
-    create_topics(&config).await;
+    )
+    .await;
     let mut accounts = healthy_accounts(&config, &ledger, "b", 6, 2).await;
     // One endpoint fails until the broker is back, so records wait in every retry tier.
     let flaky = register(&ledger, "acc_b0", "bflaky", Behavior::Status(503));
     publish_all(&config, std::slice::from_ref(&flaky)).await;
     accounts[0].accepting.push("bflaky".to_owned());
     let mut fleet = Fleet::new(&config, dir.path(), 1);
-    fleet.start_all();
-    assert!(fleet.wait_ready(0, Duration::from_secs(60)).await);
+    fleet.start_all_ready().await;
     let rate = 50.0;
     let duration = window(40.0);
     let (producing, _) = start_producing(&config, accounts, rate, duration, None);
@@ -333,13 +333,10 @@ fn fleet_admin(config: &hookrelay::config::Config, dir: &std::path::Path) -> Str
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn poison() {
     let _slot = SLOTS.acquire().await.expect("never closed");
-    let ledger = Ledger::start().await;
-    let (config, dir) = config(&shared_bootstrap(), &[2, 4], &[]);
-    create_topics(&config).await;
+    let (ledger, config, dir) = prepare(&shared_bootstrap(), &[2, 4], &[]).await;
     let accounts = healthy_accounts(&config, &ledger, "p", 8, 3).await;
     let mut fleet = Fleet::new(&config, dir.path(), 1);
-    fleet.start_all();
-    assert!(fleet.wait_ready(0, Duration::from_secs(60)).await);
+    fleet.start_all_ready().await;
     let rate = 100.0;
     let duration = window(20.0);
     let (producing, _) = start_producing(&config, accounts, rate, duration, Some(100));
@@ -422,9 +419,7 @@ fn read_reasons(config: &hookrelay::config::Config) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_endpoints() {
     let _slot = SLOTS.acquire().await.expect("never closed");
-    let ledger = Ledger::start().await;
-    let (config, dir) = config(&shared_bootstrap(), &[1, 2], &[]);
-    create_topics(&config).await;
+    let (ledger, config, dir) = prepare(&shared_bootstrap(), &[1, 2], &[]).await;
     let mut accounts = healthy_accounts(&config, &ledger, "h", 4, 3).await;
     let refused = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -464,8 +459,7 @@ async fn hostile_endpoints() {
         .flat_map(|a| a.accepting.clone())
         .collect();
     let mut fleet = Fleet::new(&config, dir.path(), 1);
-    fleet.start_all();
-    assert!(fleet.wait_ready(0, Duration::from_secs(60)).await);
+    fleet.start_all_ready().await;
     let rate = 50.0;
     let duration = window(20.0);
     let (producing, _) = start_producing(&config, accounts, rate, duration, None);
@@ -537,13 +531,10 @@ async fn disk_full_then_restart_with_space() {
         }
     }
     let _unmount = Unmount(mount.path().to_owned());
-    let ledger = Ledger::start().await;
-    let (config, _dir) = config(&shared_bootstrap(), &[2, 4], &[]);
-    create_topics(&config).await;
+    let (ledger, config, _dir) = prepare(&shared_bootstrap(), &[2, 4], &[]).await;
     let accounts = healthy_accounts(&config, &ledger, "d", 6, 3).await;
     let mut fleet = Fleet::new(&config, mount.path(), 1);
-    fleet.start_all();
-    assert!(fleet.wait_ready(0, Duration::from_secs(60)).await);
+    fleet.start_all_ready().await;
     let rate = 50.0;
     let duration = window(20.0);
     let (producing, _) = start_producing(&config, accounts, rate, duration, None);
@@ -608,13 +599,10 @@ async fn soak() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(500.0);
-    let ledger = Ledger::start().await;
-    let (config, dir) = config(&shared_bootstrap(), &[5, 10], &[]);
-    create_topics(&config).await;
+    let (ledger, config, dir) = prepare(&shared_bootstrap(), &[5, 10], &[]).await;
     let accounts = healthy_accounts(&config, &ledger, "soak", 50, 3).await;
     let mut fleet = Fleet::new(&config, dir.path(), 1);
-    fleet.start_all();
-    assert!(fleet.wait_ready(0, Duration::from_secs(60)).await);
+    fleet.start_all_ready().await;
     let duration = Duration::from_secs(minutes * 60);
     let stop = Arc::new(AtomicBool::new(false));
     let (bootstrap, topic, s, accs) = (
