@@ -10,12 +10,12 @@ use std::time::{Duration, Instant};
 use rdkafka::ClientConfig;
 use rdkafka::Message;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::error::KafkaError;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::subscriptions::follower::retry_transient;
+use crate::subscriptions::follower::{FollowerContext, retry_transient};
 
 use super::store::{ApiStore, Consumed, Source, StoreError};
 
@@ -160,24 +160,6 @@ impl Drop for ApiTable {
     }
 }
 
-struct ApiFollowerContext;
-
-impl rdkafka::ClientContext for ApiFollowerContext {
-    fn error(&self, error: KafkaError, reason: &str) {
-        let eof = matches!(
-            error,
-            KafkaError::PartitionEOF(_) | KafkaError::Global(RDKafkaErrorCode::PartitionEOF)
-        );
-        if eof {
-            tracing::trace!(%reason, "API store partition drained");
-        } else {
-            tracing::warn!(%error, %reason, "API store consumer error");
-        }
-    }
-}
-
-impl rdkafka::consumer::ConsumerContext for ApiFollowerContext {}
-
 /// Catch-up per (topic, partition): the high watermark at start, and whether it was reached.
 struct CatchUp {
     topics: BTreeMap<String, Source>,
@@ -203,7 +185,7 @@ fn assign_all(
     mut client: ClientConfig,
     topics: &[(Source, String)],
     store: &ApiStore,
-) -> Result<(BaseConsumer<ApiFollowerContext>, CatchUp), FollowerError> {
+) -> Result<(BaseConsumer<FollowerContext>, CatchUp), FollowerError> {
     client
         .set("group.id", UNJOINED_GROUP)
         .set("enable.auto.commit", "false")
@@ -218,8 +200,8 @@ fn assign_all(
             source: Box::new(source),
         }
     };
-    let consumer: BaseConsumer<ApiFollowerContext> = client
-        .create_with_context(ApiFollowerContext)
+    let consumer: BaseConsumer<FollowerContext> = client
+        .create_with_context(FollowerContext { what: "API store" })
         .map_err(kafka("consumer creation", &topics[0].1))?;
     let mut tpl = TopicPartitionList::new();
     let mut catch_up = CatchUp {
@@ -274,7 +256,7 @@ fn assign_all(
 }
 
 fn follow(
-    consumer: &BaseConsumer<ApiFollowerContext>,
+    consumer: &BaseConsumer<FollowerContext>,
     store: &ApiStore,
     shared: &Shared,
     mut catch_up: CatchUp,

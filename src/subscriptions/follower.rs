@@ -435,7 +435,9 @@ fn assign_all(
         .set("enable.partition.eof", "true")
         .set("auto.offset.reset", "earliest");
     let consumer: BaseConsumer<FollowerContext> = client
-        .create_with_context(FollowerContext)
+        .create_with_context(FollowerContext {
+            what: "subscriptions",
+        })
         .map_err(kafka("consumer creation"))?;
 
     let metadata = consumer
@@ -518,8 +520,10 @@ fn is_transient(e: &KafkaError) -> bool {
 
 /// The follower consumer's context. librdkafka also reports the end of a partition as a
 /// client-wide error event; with `enable.partition.eof` on, that is expected, not an error
-/// worth a log line.
-pub struct FollowerContext;
+/// worth a log line. The API store's follower uses it too, named by `what`.
+pub struct FollowerContext {
+    pub what: &'static str,
+}
 
 impl rdkafka::ClientContext for FollowerContext {
     fn error(&self, error: KafkaError, reason: &str) {
@@ -528,9 +532,9 @@ impl rdkafka::ClientContext for FollowerContext {
             KafkaError::PartitionEOF(_) | KafkaError::Global(RDKafkaErrorCode::PartitionEOF)
         );
         if eof {
-            tracing::trace!(%reason, "subscriptions partition drained");
+            tracing::trace!(follower = self.what, %reason, "partition drained");
         } else {
-            tracing::warn!(%error, %reason, "subscriptions consumer error");
+            tracing::warn!(follower = self.what, %error, %reason, "follower consumer error");
         }
     }
 }
