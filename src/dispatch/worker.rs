@@ -136,37 +136,56 @@ impl Limits {
 /// Pure; the caller passes the times.
 #[derive(Debug, Default)]
 struct Speed {
-    /// Exponentially weighted mean request latency, in seconds.
-    latency: Option<f64>,
+    /// The latest request latencies in seconds, a ring of [`Speed::SAMPLES`].
+    recent: [f64; Speed::SAMPLES],
+    /// How many of `recent` hold a sample.
+    len: usize,
+    /// Where the next sample goes.
+    next: usize,
 }
 
 impl Speed {
-    /// Weight of the newest latency in the mean.
-    const ALPHA: f64 = 0.2;
+    /// How many of the latest latencies the judgement looks at.
+    const SAMPLES: usize = 9;
 
     fn observe(&mut self, latency: Duration) {
-        let l = latency.as_secs_f64();
-        self.latency = Some(match self.latency {
-            Some(mean) => mean + Self::ALPHA * (l - mean),
-            None => l,
-        });
+        self.recent[self.next] = latency.as_secs_f64();
+        self.next = (self.next + 1) % Self::SAMPLES;
+        self.len = (self.len + 1).min(Self::SAMPLES);
+    }
+
+    /// The endpoint's latency: the median of the latest requests. One slow request (a
+    /// retransmitted packet, a pause of the whole machine) does not make an endpoint slow;
+    /// most of the latest being slow does. (A mean moved by a fifth towards each sample,
+    /// as before, let one 200 ms outlier among 5 ms answers mark a healthy endpoint slow on a
+    /// saturated machine and shed its excess to a retry tier.)
+    fn latency(&self) -> Option<f64> {
+        let mut recent = self.recent;
+        let recent = &mut recent[..self.len];
+        recent.sort_unstable_by(f64::total_cmp);
+        recent.get(recent.len() / 2).copied()
+    }
+
+    /// The latency to judge by: the median of the latest requests, or longer when every
+    /// send slot has been held longer than that (`held`), so an endpoint that stops
+    /// answering is judged before any request ends.
+    fn judged_latency(&self, held: Option<Duration>) -> Option<f64> {
+        match (self.latency(), held.map(|d| d.as_secs_f64())) {
+            (Some(median), Some(held)) => Some(median.max(held)),
+            (median, held) => median.or(held),
+        }
     }
 
     /// How long `queued` deliveries take to drain: `concurrency` requests at a time, each
     /// lasting the endpoint's latency and carrying up to `per_request` deliveries, within the
-    /// rate limit's `ceiling`. The age of the oldest request in flight is a lower bound on the
-    /// latency, so an endpoint that stops answering is judged slow before any request ends.
-    /// `None` while nothing is known.
+    /// rate limit's `ceiling`. `None` while nothing is known.
     fn drain_time(
         &self,
         queued: usize,
         limits: &Limits,
-        oldest_in_flight: Option<Duration>,
+        held: Option<Duration>,
     ) -> Option<Duration> {
-        let latency = match (self.latency, oldest_in_flight.map(|d| d.as_secs_f64())) {
-            (Some(mean), Some(age)) => Some(mean.max(age)),
-            (mean, age) => mean.or(age),
-        };
+        let latency = self.judged_latency(held);
         let per_request = if limits.policy.enabled {
             limits.policy.max_events.max(1) as f64
         } else {
@@ -184,41 +203,83 @@ impl Speed {
         Some(Duration::from_secs_f64((queued as f64 / rate).min(1e9)))
     }
 
-    /// Whether the endpoint is slow: its own rate limit keeps its queue from draining within
-    /// [`MAX_DRAIN`], or it is much slower than the other endpoints are now (`reference`
-    /// latency) and at that speed its queue would not drain in time, or every send slot has
-    /// held a request for [`HANG_AFTER`] (and that much longer than the others take).
-    fn is_slow(
+    /// Why the endpoint is slow, if it is: every send slot has held a request for
+    /// [`HANG_AFTER`] and that much longer than the others take (hanging); its own rate
+    /// limit keeps its queue from draining within [`MAX_DRAIN`] (throttled); or it is much
+    /// slower than the other endpoints are now (`reference` latency) and at that speed its
+    /// queue would not drain in time (lagging).
+    ///
+    /// `held` is how long every slot has been held: the age of the youngest request in
+    /// flight when all `concurrency` slots are in use, else `None`. The youngest, not the
+    /// oldest: one request stuck behind a retransmitted SYN while the other slots turn over
+    /// in milliseconds is no sign of a hanging endpoint.
+    fn slowness(
         &self,
         queued: usize,
-        in_flight: usize,
         limits: &Limits,
-        oldest_in_flight: Option<Duration>,
+        held: Option<Duration>,
         reference: Option<Duration>,
-    ) -> bool {
+    ) -> Option<SlowReason> {
         let reference = reference.map_or(0.0, |r| r.as_secs_f64());
         let much_slower = |latency: f64| latency >= SLOWER_THAN_OTHERS * reference;
-        let hanging = in_flight >= limits.concurrency.max(1)
-            && oldest_in_flight
-                .is_some_and(|age| age >= HANG_AFTER && much_slower(age.as_secs_f64()));
-        if hanging {
-            return true;
+        if held.is_some_and(|held| held >= HANG_AFTER && much_slower(held.as_secs_f64())) {
+            return Some(SlowReason::Hanging);
         }
         if queued <= limits.concurrency {
-            return false;
+            return None;
         }
-        let throttled = limits
+        if limits
             .ceiling()
-            .is_some_and(|c| queued as f64 / c.max(1e-9) > MAX_DRAIN.as_secs_f64());
-        let latency = match (self.latency, oldest_in_flight.map(|d| d.as_secs_f64())) {
-            (Some(mean), Some(age)) => Some(mean.max(age)),
-            (mean, age) => mean.or(age),
-        };
-        let lagging = latency.is_some_and(much_slower)
+            .is_some_and(|c| queued as f64 / c.max(1e-9) > MAX_DRAIN.as_secs_f64())
+        {
+            return Some(SlowReason::Throttled);
+        }
+        let lagging = self.judged_latency(held).is_some_and(much_slower)
             && self
-                .drain_time(queued, limits, oldest_in_flight)
+                .drain_time(queued, limits, held)
                 .is_some_and(|t| t > MAX_DRAIN);
-        throttled || lagging
+        lagging.then_some(SlowReason::Lagging)
+    }
+}
+
+/// How long every send slot has been held: the age of the youngest request in flight when
+/// `started` (when each request in flight started) fills all `concurrency` slots.
+fn held(started: &[Instant], concurrency: usize, now: Instant) -> Option<Duration> {
+    if started.len() < concurrency.max(1) {
+        return None;
+    }
+    started.iter().max().map(|t| now.duration_since(*t))
+}
+
+/// Why a worker judged its endpoint slow, so that what does not fit its queue goes to a
+/// retry tier (label of `hookrelay_endpoints_slow_total`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SlowReason {
+    /// Its last request failed.
+    Failing,
+    /// Every send slot has held a request for a second, far longer than others take.
+    Hanging,
+    /// Its own rate limit keeps its queue from draining in time.
+    Throttled,
+    /// Much slower than the other endpoints, too slow to drain its queue in time.
+    Lagging,
+}
+
+impl SlowReason {
+    pub const ALL: [SlowReason; 4] = [
+        SlowReason::Failing,
+        SlowReason::Hanging,
+        SlowReason::Throttled,
+        SlowReason::Lagging,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SlowReason::Failing => "failing",
+            SlowReason::Hanging => "hanging",
+            SlowReason::Throttled => "throttled",
+            SlowReason::Lagging => "lagging",
+        }
     }
 }
 
@@ -247,6 +308,8 @@ pub(crate) struct Worker {
     done_tx: mpsc::UnboundedSender<Done>,
     done_rx: mpsc::UnboundedReceiver<Done>,
     last_failed: bool,
+    /// Why the endpoint was last judged slow, if it was.
+    slow: Option<SlowReason>,
     /// When each request in flight started (at most `concurrency` of them).
     started: Vec<Instant>,
     speed: Speed,
@@ -279,6 +342,7 @@ impl Worker {
             done_tx,
             done_rx,
             last_failed: false,
+            slow: None,
             started: Vec::new(),
             speed: Speed::default(),
             bucket: limits.bucket(),
@@ -355,16 +419,35 @@ impl Worker {
     /// Tells intake how full and how slow this endpoint is.
     fn publish_load(&mut self) {
         let now = Instant::now();
-        let oldest = self.started.iter().min().map(|t| now.duration_since(*t));
+        let held = held(&self.started, self.limits.concurrency, now);
         let queued = self.load.queued.load(Ordering::Acquire);
-        let slow = self.last_failed
-            || self.speed.is_slow(
+        let reason = if self.last_failed {
+            Some(SlowReason::Failing)
+        } else {
+            self.speed
+                .slowness(queued, &self.limits, held, self.shared.latency_reference())
+        };
+        if let Some(reason) = reason
+            && self.slow != Some(reason)
+        {
+            self.shared
+                .metrics
+                .endpoints_slow
+                .with_label_values(&[reason.as_str()])
+                .inc();
+            debug!(
+                reason = reason.as_str(),
                 queued,
-                self.in_flight,
-                &self.limits,
-                oldest,
-                self.shared.latency_reference(),
+                latency_ms = self.speed.latency().map(|l| l * 1e3),
+                reference_ms = self
+                    .shared
+                    .latency_reference()
+                    .map(|r| r.as_secs_f64() * 1e3),
+                "endpoint judged slow: what does not fit its queue goes to a retry tier"
             );
+        }
+        self.slow = reason;
+        let slow = reason.is_some();
         self.load.slow.store(slow, Ordering::Release);
         let backlog = self.shared.config.endpoint_backlog;
         if (slow || queued <= backlog - backlog / 4)
@@ -887,21 +970,88 @@ mod tests {
         // Saturated machine: every request takes 60 ms. Full queue, but so is everyone's.
         let mut busy = Speed::default();
         busy.observe(ms(60));
-        assert!(!busy.is_slow(1000, 8, &unbatched, Some(ms(70)), Some(ms(60))));
+        assert_eq!(
+            busy.slowness(1000, &unbatched, Some(ms(70)), Some(ms(60))),
+            None
+        );
         // The same endpoint at 2 s while the others take 60 ms is slow.
         let mut slow = Speed::default();
         slow.observe(Duration::from_secs(2));
-        assert!(slow.is_slow(1000, 4, &unbatched, None, Some(ms(60))));
+        assert_eq!(
+            slow.slowness(1000, &unbatched, None, Some(ms(60))),
+            Some(SlowReason::Lagging)
+        );
         // Hanging: every slot held for over a second, far longer than the others.
         let fresh = Speed::default();
-        assert!(fresh.is_slow(5, 8, &unbatched, Some(ms(1500)), Some(ms(10))));
-        assert!(!fresh.is_slow(5, 8, &unbatched, Some(ms(500)), Some(ms(10))));
+        assert_eq!(
+            fresh.slowness(5, &unbatched, Some(ms(1500)), Some(ms(10))),
+            Some(SlowReason::Hanging)
+        );
+        assert_eq!(
+            fresh.slowness(5, &unbatched, Some(ms(500)), Some(ms(10))),
+            None
+        );
         // Throttled by its own limit (1 request/s): slow however fast it answers.
         let mut quick = Speed::default();
         quick.observe(ms(1));
-        assert!(quick.is_slow(300, 1, &limits(8, 1.0, false), None, Some(ms(1))));
+        assert_eq!(
+            quick.slowness(300, &limits(8, 1.0, false), None, Some(ms(1))),
+            Some(SlowReason::Throttled)
+        );
         // A short queue is never a reason.
-        assert!(!slow.is_slow(3, 1, &unbatched, None, Some(ms(60))));
+        assert_eq!(slow.slowness(3, &unbatched, None, Some(ms(60))), None);
+    }
+
+    #[test]
+    fn one_slow_request_does_not_make_a_healthy_endpoint_slow() {
+        let ms = Duration::from_millis;
+        let few_slots = limits(2, 0.0, false);
+        let mut speed = Speed::default();
+        for _ in 0..8 {
+            speed.observe(ms(5));
+        }
+        // A retransmitted packet: one answer after 200 ms among 5 ms ones, a full queue.
+        speed.observe(ms(200));
+        assert_eq!(speed.slowness(1000, &few_slots, None, Some(ms(5))), None);
+        // Most of the latest answers slow: it is slow.
+        for _ in 0..4 {
+            speed.observe(ms(200));
+        }
+        assert_eq!(
+            speed.slowness(1000, &few_slots, None, Some(ms(5))),
+            Some(SlowReason::Lagging)
+        );
+        // And fast again once most of the latest are fast.
+        for _ in 0..5 {
+            speed.observe(ms(5));
+        }
+        assert_eq!(speed.slowness(1000, &few_slots, None, Some(ms(5))), None);
+    }
+
+    #[test]
+    fn only_every_slot_held_long_counts_as_hanging() {
+        let ms = Duration::from_millis;
+        let now = Instant::now();
+        let ago = |d| now.checked_sub(d).expect("a monotonic clock this old");
+        // One request stuck for 1.2 s (a retransmitted SYN) while the others turn over.
+        let one_stuck = [ago(ms(1200)), ago(ms(3)), ago(ms(1))];
+        assert_eq!(held(&one_stuck, 3, now), Some(ms(1)));
+        // Free slots: nothing is held.
+        assert_eq!(held(&one_stuck, 4, now), None);
+        // Every slot held for over a second.
+        let all_stuck = [ago(ms(1500)), ago(ms(1200))];
+        assert_eq!(held(&all_stuck, 2, now), Some(ms(1200)));
+        let unbatched = limits(2, 0.0, false);
+        let mut speed = Speed::default();
+        speed.observe(ms(5));
+        assert_eq!(
+            speed.slowness(10, &unbatched, held(&one_stuck, 3, now), Some(ms(5))),
+            None
+        );
+        assert_eq!(
+            speed.slowness(10, &unbatched, held(&all_stuck, 2, now), Some(ms(5))),
+            Some(SlowReason::Hanging)
+        );
     }
 
     #[test]

@@ -22,6 +22,7 @@ pub const METRIC_NAMES: &[&str] = &[
     "hookrelay_retry_overdue",
     "hookrelay_dead_lettered_total",
     "hookrelay_endpoints_disabled_total",
+    "hookrelay_endpoints_slow_total",
     "hookrelay_in_flight_deliveries",
     "hookrelay_consumer_lag",
     "hookrelay_subscriptions_endpoints",
@@ -94,6 +95,9 @@ pub struct Metrics {
     pub retry_overdue: IntGaugeVec,
     pub dead_lettered: IntCounterVec,
     pub endpoints_disabled: IntCounterVec,
+    /// Times a worker judged its endpoint slow, by reason (the excess then goes to a retry
+    /// tier instead of waiting).
+    pub endpoints_slow: IntCounterVec,
     pub in_flight: IntGauge,
     /// Consumer lag per topic partition, from librdkafka statistics.
     pub consumer_lag: IntGaugeVec,
@@ -197,6 +201,11 @@ impl Metrics {
                 "Endpoints this process disabled, by reason.",
                 &["reason"],
             )?,
+            endpoints_slow: counter_vec(
+                "hookrelay_endpoints_slow_total",
+                "Times an endpoint was judged slow (what does not fit its queue goes to a retry tier), by reason.",
+                &["reason"],
+            )?,
             in_flight: IntGauge::new(
                 "hookrelay_in_flight_deliveries",
                 "Deliveries held in memory: queued or being sent.",
@@ -276,6 +285,7 @@ impl Metrics {
         registry.register(Box::new(m.retry_overdue.clone()))?;
         registry.register(Box::new(m.dead_lettered.clone()))?;
         registry.register(Box::new(m.endpoints_disabled.clone()))?;
+        registry.register(Box::new(m.endpoints_slow.clone()))?;
         registry.register(Box::new(m.in_flight.clone()))?;
         registry.register(Box::new(m.consumer_lag.clone()))?;
         registry.register(Box::new(m.subscriptions_endpoints.clone()))?;
@@ -313,6 +323,9 @@ impl Metrics {
         for reason in DisableReason::ALL {
             self.endpoints_disabled
                 .with_label_values(&[reason.as_str()]);
+        }
+        for reason in crate::dispatch::worker::SlowReason::ALL {
+            self.endpoints_slow.with_label_values(&[reason.as_str()]);
         }
         for reason in PAUSE_REASONS {
             self.paused_partitions.with_label_values(&[reason]).set(0);
