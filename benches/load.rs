@@ -6,7 +6,8 @@
 //!   CARGO_TARGET_DIR=/var/cache/hookrelay/target cargo bench --bench load
 //!
 //! Settings (environment): LOAD_EVENTS (default 40000), LOAD_ENDPOINTS (default 50),
-//! LOAD_REPEAT (isolation rounds, default 3), LOAD_SCENARIOS (comma-separated subset of
+//! LOAD_REPEAT (throughput and isolation rounds, default 3), LOAD_BARE_REQUESTS (requests the
+//! bare client makes per round, default 300000), LOAD_SCENARIOS (comma-separated subset of
 //! `throughput,isolation,crash,latency,scale`; default the first three: `latency` takes
 //! minutes and has settings of its own, see `load/latency.rs`; `scale` drains a backlog with
 //! one and with two processes in one group), LOAD_BINARY (the hookrelay binary the crash
@@ -268,6 +269,7 @@ async fn scenario(events: usize, endpoints: usize, hanging: usize, batching: boo
             !l.starts_with('#')
                 && (l.starts_with("hookrelay_deliveries_total")
                     || l.starts_with("hookrelay_in_flight")
+                    || l.starts_with("hookrelay_endpoints_slow")
                     || l.starts_with("hookrelay_paused")
                     || l.starts_with("hookrelay_events_consumed")
                     || l.starts_with("hookrelay_attempts_total{outcome=\"failure\"")
@@ -596,19 +598,30 @@ fn main() {
         if !scenarios.contains("throughput") && !scenarios.contains("isolation") {
             return;
         }
-        let bare = bare_client(100_000).await;
-        println!("bare reqwest, 64 in flight, 600 B:          {bare:>9.0} req/s");
-
         if scenarios.contains("throughput") {
-        let per_endpoint = events / endpoints;
-        let single = scenario(per_endpoint * endpoints / 4, endpoints, 0, false).await;
-        let single_rate = single.healthy_requests as f64 / single.elapsed.as_secs_f64();
-        println!(
-            "hookrelay, batching off, {endpoints} endpoints:         {single_rate:>9.0} signed req/s ({} requests in {:.1} s)  ratio to bare {:.2}",
-            single.healthy_requests,
-            single.elapsed.as_secs_f64(),
-            single_rate / bare
-        );
+            // The bare client and hookrelay alternate, LOAD_REPEAT rounds: one pair on 2 shared
+            // cores is noisy, and the bare client alone varies by a third between runs.
+            let per_endpoint = events / endpoints;
+            let mut ratios = Vec::new();
+            for round in 0..env_usize("LOAD_REPEAT", 3) {
+                let bare = bare_client(env_usize("LOAD_BARE_REQUESTS", 300_000)).await;
+                let run = scenario(per_endpoint * endpoints / 4, endpoints, 0, false).await;
+                let rate = run.healthy_requests as f64 / run.elapsed.as_secs_f64();
+                println!(
+                    "round {round}: bare reqwest (64 in flight, 600 B) {bare:>7.0} req/s; hookrelay, batching off, {endpoints} endpoints: {rate:>7.0} signed req/s ({} requests in {:.1} s); ratio {:.2}",
+                    run.healthy_requests,
+                    run.elapsed.as_secs_f64(),
+                    rate / bare
+                );
+                ratios.push(rate / bare);
+            }
+            ratios.sort_by(f64::total_cmp);
+            if let Some(median) = ratios.get(ratios.len() / 2) {
+                println!(
+                    "unbatched signed requests: {median:.2} of the bare client's rate (median of {})",
+                    ratios.len()
+                );
+            }
         }
         if !scenarios.contains("isolation") {
             return;

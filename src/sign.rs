@@ -250,6 +250,77 @@ impl SignedHeaders {
     }
 }
 
+/// One endpoint's secrets, keyed once, ready to sign many requests: signing then hashes
+/// only the content, not each key again (a worker keeps one per endpoint and rebuilds it
+/// when it re-reads the endpoint).
+#[derive(Clone)]
+pub struct Signer {
+    /// Newest first, as the endpoint lists them.
+    secrets: Vec<PreparedSecret>,
+}
+
+#[derive(Clone)]
+struct PreparedSecret {
+    /// Unix ms after which it no longer signs; `None` for the current secret.
+    expires_at_ms: Option<i64>,
+    /// The Standard Webhooks key and the seed header's key (the secret's text), or why the
+    /// secret is unusable. An unusable secret fails only the requests it would sign.
+    keys: Result<(SigningKey, HmacSha256), SignError>,
+}
+
+impl fmt::Debug for Signer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Signer({} secrets, ***)", self.secrets.len())
+    }
+}
+
+impl Signer {
+    /// `secrets`: each secret with the unix ms after which it stops signing, newest first.
+    pub fn new<'a>(secrets: impl IntoIterator<Item = (&'a Secret, Option<i64>)>) -> Self {
+        let secrets = secrets
+            .into_iter()
+            .map(|(secret, expires_at_ms)| PreparedSecret {
+                expires_at_ms,
+                keys: SigningKey::from_secret(secret)
+                    .map(|key| (key, keyed_mac(secret.expose().as_bytes()))),
+            })
+            .collect();
+        Self { secrets }
+    }
+
+    /// Signs one attempt made at `now_ms` with every secret still active then, as
+    /// [`SignedHeaders::new`] does with those secrets.
+    pub fn sign(&self, msg_id: &str, now_ms: i64, body: &[u8]) -> Result<SignedHeaders, SignError> {
+        let timestamp = (now_ms / 1000).to_string();
+        let mut signature = String::with_capacity(48);
+        let mut seed = None;
+        for secret in self
+            .secrets
+            .iter()
+            .filter(|s| s.expires_at_ms.is_none_or(|at| at > now_ms))
+        {
+            let (key, seed_key) = secret.keys.as_ref().map_err(Clone::clone)?;
+            if seed.is_none() {
+                let mut mac = seed_key.clone();
+                mac.update(body);
+                seed = Some(hex::encode(mac.finalize().into_bytes()));
+            } else {
+                signature.push(' ');
+            }
+            signature.push_str("v1,");
+            let tag = key.mac_content(msg_id, &timestamp, body).finalize();
+            STANDARD.encode_string(tag.into_bytes(), &mut signature);
+        }
+        let x_signature_sha256 = seed.ok_or(SignError::NoSecrets)?;
+        Ok(SignedHeaders {
+            webhook_id: msg_id.to_owned(),
+            webhook_timestamp: timestamp,
+            webhook_signature: signature,
+            x_signature_sha256,
+        })
+    }
+}
+
 /// Verifies a delivery as a receiver should: the timestamp is within
 /// [`TIMESTAMP_TOLERANCE_SECS`] of `now_unix`, and at least one `v1` signature in the
 /// `webhook-signature` header matches `secret`.
@@ -617,6 +688,44 @@ mod tests {
         assert_ne!(a.expose(), b.expose());
         assert!(a.expose().starts_with("whsec_"));
         assert!(SigningKey::from_secret(&a).is_ok());
+    }
+
+    #[test]
+    fn a_signer_signs_as_signed_headers_does_with_the_active_secrets() {
+        let (new, old) = (generate_secret(), generate_secret());
+        let body = br#"{"type":"license.created"}"#;
+        let now_ms = 1_773_585_060_123;
+        let signer = Signer::new([(&new, None), (&old, Some(now_ms + 1))]);
+        // Both active: both sign, the newest first; the seed header uses the newest.
+        assert_eq!(
+            signer.sign("msg_1", now_ms, body),
+            SignedHeaders::new("msg_1", now_ms / 1000, body, &[new.clone(), old.clone()])
+        );
+        // The old one expired: only the new one signs.
+        assert_eq!(
+            signer.sign("msg_1", now_ms + 1, body),
+            SignedHeaders::new(
+                "msg_1",
+                (now_ms + 1) / 1000,
+                body,
+                std::slice::from_ref(&new)
+            )
+        );
+        // Nothing active, or an active secret unusable: the same errors.
+        let expired = Signer::new([(&new, Some(now_ms))]);
+        assert_eq!(
+            expired.sign("msg_1", now_ms, body),
+            Err(SignError::NoSecrets)
+        );
+        let broken = Secret::new("whsec_not base64!");
+        let with_broken = Signer::new([(&broken, Some(now_ms + 1)), (&new, None)]);
+        assert_eq!(
+            with_broken.sign("msg_1", now_ms, body),
+            Err(SignError::InvalidBase64)
+        );
+        // Once the unusable one has expired it no longer matters.
+        assert!(with_broken.sign("msg_1", now_ms + 1, body).is_ok());
+        assert!(!format!("{with_broken:?}").contains("whsec_"));
     }
 
     #[test]

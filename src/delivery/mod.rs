@@ -16,7 +16,9 @@ use crate::offsets::{Lease, Settle};
 use crate::records::envelope::{AttemptSummary, DeliveryEnvelope};
 
 pub use inflight::{InFlight, InFlightCounter};
-pub use outcome::{DeadLetterReason, DeliveryOutcome, DisableReason, DropReason, ErrorClass};
+pub use outcome::{
+    DeadLetterReason, DeliveryOutcome, DisableReason, DropReason, ErrorClass, SlowReason,
+};
 
 /// The events inside a body that is already a batch.
 #[derive(Debug, Clone, PartialEq, Eq)]

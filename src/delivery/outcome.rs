@@ -193,6 +193,38 @@ impl DisableReason {
     }
 }
 
+/// Why a worker judged its endpoint slow, so that what does not fit its queue goes to a
+/// retry tier (label of `hookrelay_endpoints_slow_total`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SlowReason {
+    /// Its last request failed.
+    Failing,
+    /// Every send slot has held a request for a second, far longer than others take.
+    Hanging,
+    /// Its own rate limit keeps its queue from draining in time.
+    Throttled,
+    /// Much slower than the other endpoints, too slow to drain its queue in time.
+    Lagging,
+}
+
+impl SlowReason {
+    pub const ALL: [SlowReason; 4] = [
+        SlowReason::Failing,
+        SlowReason::Hanging,
+        SlowReason::Throttled,
+        SlowReason::Lagging,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SlowReason::Failing => "failing",
+            SlowReason::Hanging => "hanging",
+            SlowReason::Throttled => "throttled",
+            SlowReason::Lagging => "lagging",
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashSet;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use reqwest::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER};
+use reqwest::header::{CONTENT_TYPE, HeaderName, HeaderValue, RETRY_AFTER};
 
 use crate::config::DeliveryConfig;
 use crate::delivery::ErrorClass;
@@ -39,6 +39,13 @@ pub struct HttpSender {
     body_limit: usize,
 }
 
+const WEBHOOK_ID: HeaderName = HeaderName::from_static(crate::sign::WEBHOOK_ID);
+const WEBHOOK_TIMESTAMP: HeaderName = HeaderName::from_static(crate::sign::WEBHOOK_TIMESTAMP);
+const WEBHOOK_SIGNATURE: HeaderName = HeaderName::from_static(crate::sign::WEBHOOK_SIGNATURE);
+/// Header names are lowercase on the wire in HTTP/2 and compared case-insensitively in
+/// HTTP/1; `HeaderName` requires the lowercase form.
+const X_SIGNATURE_SHA256: HeaderName = HeaderName::from_static("x-signature-sha256");
+
 /// `User-Agent` of every request.
 pub const USER_AGENT: &str = concat!("hookrelay/", env!("CARGO_PKG_VERSION"));
 
@@ -69,7 +76,7 @@ impl HttpSender {
 
     /// Posts `body` to `url` with the signature headers. Never fails: every failure is an
     /// [`AttemptResult`] the classifier decides on.
-    pub async fn post(&self, url: &url::Url, headers: &SignedHeaders, body: Bytes) -> Exchange {
+    pub async fn post(&self, url: &url::Url, headers: SignedHeaders, body: Bytes) -> Exchange {
         let started = Instant::now();
         // Hosts given as IP literals never reach the resolver, so check them here.
         if let Err(refusal) = self.guard.check_url(url) {
@@ -80,14 +87,15 @@ impl HttpSender {
                 latency: started.elapsed(),
             };
         }
+        // The header values move into the request (no copy); the names are constants.
         let request = self
             .client
             .post(url.clone())
             .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
-            .header("webhook-id", &headers.webhook_id)
-            .header("webhook-timestamp", &headers.webhook_timestamp)
-            .header("webhook-signature", &headers.webhook_signature)
-            .header("x-signature-sha256", &headers.x_signature_sha256)
+            .header(WEBHOOK_ID, headers.webhook_id)
+            .header(WEBHOOK_TIMESTAMP, headers.webhook_timestamp)
+            .header(WEBHOOK_SIGNATURE, headers.webhook_signature)
+            .header(X_SIGNATURE_SHA256, headers.x_signature_sha256)
             .body(body);
         let response = match request.send().await {
             Ok(r) => r,

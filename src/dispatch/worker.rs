@@ -18,16 +18,17 @@ use crate::batch::policy::{BatchPolicy, Decision, decide};
 use crate::batch::ratelimit::TokenBucket;
 use crate::config::DeliveryConfig;
 use crate::delivery::{
-    DeadLetterReason, Delivery, DeliveryOutcome, DropReason, ErrorClass, batch_id, now_ms,
+    DeadLetterReason, Delivery, DeliveryOutcome, DropReason, ErrorClass, SlowReason, batch_id,
+    now_ms,
 };
 use crate::dispatch::classify::{AttemptResult, classify};
 use crate::dispatch::{Entry, Shared};
 use crate::event::batch_body;
-use crate::ids::{EndpointId, Secret};
+use crate::ids::EndpointId;
 use crate::records::AttemptRecord;
 use crate::retry::handoff::{Disabling, Failure};
 use crate::retry::{Plan, RetryAt, Verdict, plan};
-use crate::sign::SignedHeaders;
+use crate::sign::Signer;
 use crate::subscriptions::Endpoint;
 
 /// How long a worker with nothing to do stays around before it exits.
@@ -68,7 +69,25 @@ pub struct Load {
 }
 
 /// The endpoint as last read from the table (None: deleted; Err: the read failed).
-type Snapshot = Result<Option<Arc<Endpoint>>, String>;
+type Snapshot = Result<Option<Arc<Target>>, String>;
+
+/// An endpoint as read, with its secrets keyed for signing.
+struct Target {
+    endpoint: Endpoint,
+    signer: Signer,
+}
+
+impl Target {
+    fn new(endpoint: Endpoint) -> Self {
+        let signer = Signer::new(
+            endpoint
+                .secrets
+                .iter()
+                .map(|s| (&s.secret, s.expires_at_ms)),
+        );
+        Target { endpoint, signer }
+    }
+}
 
 /// An endpoint's effective limits: its overrides over the configured defaults.
 #[derive(Debug, Clone, PartialEq)]
@@ -251,38 +270,6 @@ fn held(started: &[Instant], concurrency: usize, now: Instant) -> Option<Duratio
     started.iter().max().map(|t| now.duration_since(*t))
 }
 
-/// Why a worker judged its endpoint slow, so that what does not fit its queue goes to a
-/// retry tier (label of `hookrelay_endpoints_slow_total`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SlowReason {
-    /// Its last request failed.
-    Failing,
-    /// Every send slot has held a request for a second, far longer than others take.
-    Hanging,
-    /// Its own rate limit keeps its queue from draining in time.
-    Throttled,
-    /// Much slower than the other endpoints, too slow to drain its queue in time.
-    Lagging,
-}
-
-impl SlowReason {
-    pub const ALL: [SlowReason; 4] = [
-        SlowReason::Failing,
-        SlowReason::Hanging,
-        SlowReason::Throttled,
-        SlowReason::Lagging,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SlowReason::Failing => "failing",
-            SlowReason::Hanging => "hanging",
-            SlowReason::Throttled => "throttled",
-            SlowReason::Lagging => "lagging",
-        }
-    }
-}
-
 struct Queued {
     delivery: Delivery,
     enqueued: Instant,
@@ -362,10 +349,15 @@ impl Worker {
         }
         self.loaded_at = Some(now);
         self.endpoint = match self.shared.table.get(&self.id) {
-            Ok(endpoint) => Ok(endpoint.map(Arc::new)),
+            Ok(endpoint) => Ok(endpoint.map(|e| Arc::new(Target::new(e)))),
             Err(e) => Err(e.to_string()),
         };
-        let current = self.endpoint.as_ref().ok().and_then(|e| e.as_deref());
+        let current = self
+            .endpoint
+            .as_ref()
+            .ok()
+            .and_then(|e| e.as_deref())
+            .map(|t| &t.endpoint);
         let limits = Limits::of(current, &self.shared.config);
         if limits != self.limits {
             self.bucket = limits.bucket();
@@ -613,9 +605,13 @@ fn log(shared: &Shared, entry: LogEntry<'_>) {
         return;
     };
     let (delivery_id, body) = match entry.request {
+        // Bodies are JSON hookrelay wrote, so valid UTF-8: checked, not converted.
         Some((id, body)) => (
             id.to_owned(),
-            Some(String::from_utf8_lossy(body).into_owned()),
+            Some(match std::str::from_utf8(body) {
+                Ok(text) => text.to_owned(),
+                Err(_) => String::from_utf8_lossy(body).into_owned(),
+            }),
         ),
         None => (first.id.clone(), None),
     };
@@ -705,9 +701,9 @@ enum Sent {
     },
 }
 
-async fn exchange(shared: &Shared, endpoint: Snapshot, batch: Vec<Delivery>) -> Sent {
-    let endpoint = match endpoint {
-        Ok(Some(ep)) => ep,
+async fn exchange(shared: &Shared, target: Snapshot, batch: Vec<Delivery>) -> Sent {
+    let target = match target {
+        Ok(Some(target)) => target,
         Ok(None) => {
             for d in batch {
                 shared.handoff.drop_delivery(d, DropReason::EndpointDeleted);
@@ -746,7 +742,8 @@ async fn exchange(shared: &Shared, endpoint: Snapshot, batch: Vec<Delivery>) -> 
             return Sent::Nothing;
         }
     };
-    let batch = gate(shared, &endpoint, batch).await;
+    let endpoint = &target.endpoint;
+    let batch = gate(shared, endpoint, batch).await;
     let Some(first) = batch.first() else {
         return Sent::Nothing;
     };
@@ -763,39 +760,37 @@ async fn exchange(shared: &Shared, endpoint: Snapshot, batch: Vec<Delivery>) -> 
             .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
         (id.clone(), Bytes::from(batch_body(&id, created, &bodies)))
     };
-    let secrets: Vec<Secret> = endpoint.active_secrets(now).cloned().collect();
-    let (result, detail, snippet, latency) =
-        match SignedHeaders::new(&webhook_id, now / 1000, &body, &secrets) {
-            Err(e) => {
-                warn!(endpoint_id = %endpoint.id, error = %e, "cannot sign the request");
-                (
-                    AttemptResult::NoResponse(ErrorClass::Signing),
-                    Some(e.to_string()),
-                    None,
-                    Duration::ZERO,
-                )
-            }
-            Ok(headers) => {
-                shared.metrics.batch_size.observe(batch.len() as f64);
-                let exchange = tokio::select! {
-                    exchange = shared.http.post(&endpoint.url, &headers, body.clone()) => exchange,
-                    // The partition was revoked or the drain timed out: the request is abandoned
-                    // and its deliveries stay unsettled for whoever reads them next.
-                    () = lease.revoked() => return Sent::Nothing,
-                    () = shared.abort.cancelled() => return Sent::Nothing,
-                };
-                shared
-                    .metrics
-                    .request_duration
-                    .observe(exchange.latency.as_secs_f64());
-                (
-                    exchange.result,
-                    exchange.detail,
-                    exchange.snippet,
-                    exchange.latency,
-                )
-            }
-        };
+    let (result, detail, snippet, latency) = match target.signer.sign(&webhook_id, now, &body) {
+        Err(e) => {
+            warn!(endpoint_id = %endpoint.id, error = %e, "cannot sign the request");
+            (
+                AttemptResult::NoResponse(ErrorClass::Signing),
+                Some(e.to_string()),
+                None,
+                Duration::ZERO,
+            )
+        }
+        Ok(headers) => {
+            shared.metrics.batch_size.observe(batch.len() as f64);
+            let exchange = tokio::select! {
+                exchange = shared.http.post(&endpoint.url, headers, body.clone()) => exchange,
+                // The partition was revoked or the drain timed out: the request is abandoned
+                // and its deliveries stay unsettled for whoever reads them next.
+                () = lease.revoked() => return Sent::Nothing,
+                () = shared.abort.cancelled() => return Sent::Nothing,
+            };
+            shared
+                .metrics
+                .request_duration
+                .observe(exchange.latency.as_secs_f64());
+            (
+                exchange.result,
+                exchange.detail,
+                exchange.snippet,
+                exchange.latency,
+            )
+        }
+    };
     if lease.is_revoked() {
         // Its new owner sends it again: no retry record, no breaker count from here.
         return Sent::Nothing;
@@ -871,7 +866,7 @@ async fn exchange(shared: &Shared, endpoint: Snapshot, batch: Vec<Delivery>) -> 
             dead_letter,
             otherwise,
         } => {
-            let disabling = shared.handoff.disable(&endpoint, reason, &failure).await;
+            let disabling = shared.handoff.disable(endpoint, reason, &failure).await;
             shared.breaker().forget(&endpoint.id);
             match (disabling, otherwise) {
                 (Disabling::Deleted, _) => {

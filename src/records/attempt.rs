@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::avro::EmbeddedSchema;
+use super::avro::{AvroError, EmbeddedSchema, SINGLE_OBJECT_HEADER_LEN, SINGLE_OBJECT_MAGIC, wire};
 
 static SCHEMA: EmbeddedSchema = EmbeddedSchema::new(
     "attempt",
@@ -57,7 +57,87 @@ pub struct AttemptRecord {
     pub request_body: Option<String>,
 }
 
-super::avro::avro_record!(AttemptRecord, SCHEMA);
+impl AttemptRecord {
+    /// Avro single-object encoding with the current schema (`attempt.v2`).
+    ///
+    /// Written field by field rather than through apache-avro's serde writer: one record
+    /// goes out per request, and the generic writer (resolving the schema's names, then
+    /// serde) was 3% of the CPU of an unbatched drain. The bytes are the same, which
+    /// `the_direct_encoding_is_the_librarys` checks, and CI reads them with Apache Avro for
+    /// Java and fastavro (`tests/it/interop.rs`).
+    pub fn to_avro(&self) -> Result<Vec<u8>, AvroError> {
+        let schema = SCHEMA.get()?;
+        let fingerprint = schema
+            .fingerprint(CURRENT_VERSION)
+            .ok_or(AvroError::UnknownVersion {
+                schema: schema.name(),
+                version: CURRENT_VERSION,
+            })?;
+        // Every field named, so a field added to the struct does not compile until it is
+        // written here too.
+        let AttemptRecord {
+            delivery_id,
+            endpoint_id,
+            account_id,
+            event_ids,
+            attempt,
+            at_ms,
+            outcome,
+            status,
+            latency_ms,
+            error,
+            response_snippet,
+            tier,
+            event_types,
+            batch,
+            error_class,
+            dead_letter_reason,
+            next_attempt_at_ms,
+            request_body,
+        } = self;
+        let text = [delivery_id, endpoint_id, account_id, outcome]
+            .iter()
+            .map(|s| s.len())
+            .chain(request_body.iter().map(String::len))
+            .chain(event_ids.iter().chain(event_types).map(String::len))
+            .sum::<usize>();
+        let mut out = Vec::with_capacity(SINGLE_OBJECT_HEADER_LEN + text + 128);
+        out.extend_from_slice(&SINGLE_OBJECT_MAGIC);
+        out.extend_from_slice(&fingerprint.0);
+        wire::string(&mut out, delivery_id);
+        wire::string(&mut out, endpoint_id);
+        wire::string(&mut out, account_id);
+        wire::strings(&mut out, event_ids);
+        wire::long(&mut out, i64::from(*attempt));
+        wire::long(&mut out, *at_ms);
+        wire::string(&mut out, outcome);
+        wire::optional(&mut out, status.map(i64::from), wire::long);
+        wire::long(&mut out, *latency_ms);
+        wire::optional(&mut out, error.as_deref(), wire::string);
+        wire::optional(&mut out, response_snippet.as_deref(), wire::string);
+        wire::optional(&mut out, tier.as_deref(), wire::string);
+        wire::strings(&mut out, event_types);
+        out.push(u8::from(*batch));
+        wire::optional(&mut out, error_class.as_deref(), wire::string);
+        wire::optional(&mut out, dead_letter_reason.as_deref(), wire::string);
+        wire::optional(&mut out, *next_attempt_at_ms, wire::long);
+        wire::optional(&mut out, request_body.as_deref(), wire::string);
+        Ok(out)
+    }
+
+    /// Decodes a record written with any released schema version.
+    pub fn from_avro(bytes: &[u8]) -> Result<Self, AvroError> {
+        SCHEMA.get()?.decode(bytes)
+    }
+
+    /// The schema set, for tools and the evolution tests.
+    pub fn schema() -> &'static EmbeddedSchema {
+        &SCHEMA
+    }
+}
+
+/// The version [`AttemptRecord::to_avro`] writes.
+const CURRENT_VERSION: u32 = 2;
 
 #[cfg(test)]
 pub(crate) mod tests {
@@ -83,6 +163,49 @@ pub(crate) mod tests {
             dead_letter_reason: None,
             next_attempt_at_ms: Some(1_773_585_360_000),
             request_body: Some(r#"{"id":"evt_1"}"#.into()),
+        }
+    }
+
+    fn unicode() -> AttemptRecord {
+        AttemptRecord {
+            delivery_id: "bat_ä".into(),
+            event_ids: (0..70).map(|i| format!("evt_{i}")).collect(),
+            event_types: (0..70).map(|_| "license.renewed".into()).collect(),
+            batch: true,
+            status: None,
+            latency_ms: -1,
+            at_ms: i64::MAX,
+            attempt: i32::MIN,
+            request_body: Some("{\"name\":\"Zoë 🚀\"}".into()),
+            ..sample()
+        }
+    }
+
+    #[test]
+    fn the_direct_encoding_is_the_librarys() {
+        let schema = AttemptRecord::schema().get().expect("schema");
+        assert_eq!(schema.current_version(), CURRENT_VERSION);
+        let empty = AttemptRecord {
+            event_ids: vec![],
+            event_types: vec![],
+            status: None,
+            error: None,
+            response_snippet: None,
+            tier: None,
+            error_class: None,
+            next_attempt_at_ms: None,
+            request_body: None,
+            dead_letter_reason: Some("endpoint_disabled".into()),
+            ..sample()
+        };
+        for record in [sample(), empty, unicode()] {
+            let direct = record.to_avro().expect("direct");
+            assert_eq!(
+                direct,
+                schema.encode(&record).expect("library"),
+                "{record:?}"
+            );
+            assert_eq!(AttemptRecord::from_avro(&direct).expect("decode"), record);
         }
     }
 

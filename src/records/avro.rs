@@ -661,6 +661,50 @@ impl EmbeddedSchema {
 
 /// `to_avro`, `from_avro` and `schema` for a record type whose versions live in `$schema`
 /// (an [`EmbeddedSchema`] static), so each record file states only its fields.
+/// Avro's binary encoding of the types hot records use, for writers that skip the generic
+/// serde path (see [`AttemptRecord::to_avro`](super::AttemptRecord::to_avro)). Each writer
+/// is checked against apache-avro's output by the record's tests.
+pub(crate) mod wire {
+    /// `int` and `long`: zig-zag, then a base-128 varint, low groups first.
+    pub fn long(out: &mut Vec<u8>, v: i64) {
+        let mut n = ((v << 1) ^ (v >> 63)) as u64;
+        while n >= 0x80 {
+            out.push((n as u8) | 0x80);
+            n >>= 7;
+        }
+        out.push(n as u8);
+    }
+
+    /// `string`: the length as a long, then the UTF-8 bytes.
+    pub fn string(out: &mut Vec<u8>, s: &str) {
+        long(out, s.len() as i64);
+        out.extend_from_slice(s.as_bytes());
+    }
+
+    /// `{"type": "array", "items": "string"}`: one block with every item, then the empty
+    /// block that ends the array.
+    pub fn strings(out: &mut Vec<u8>, items: &[String]) {
+        if !items.is_empty() {
+            long(out, items.len() as i64);
+            for s in items {
+                string(out, s);
+            }
+        }
+        out.push(0);
+    }
+
+    /// `["null", T]`: the branch index, then the value when there is one.
+    pub fn optional<T>(out: &mut Vec<u8>, value: Option<T>, write: impl FnOnce(&mut Vec<u8>, T)) {
+        match value {
+            None => out.push(0),
+            Some(v) => {
+                out.push(2);
+                write(out, v);
+            }
+        }
+    }
+}
+
 macro_rules! avro_record {
     ($record:ty, $schema:path) => {
         impl $record {

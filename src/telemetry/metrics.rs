@@ -6,7 +6,7 @@ use prometheus::{
     Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
 };
 
-use crate::delivery::{DeadLetterReason, DeliveryOutcome, DisableReason, ErrorClass};
+use crate::delivery::{DeadLetterReason, DeliveryOutcome, DisableReason, ErrorClass, SlowReason};
 
 /// The names of every metric, for documentation and for the dashboard/alert tests.
 pub const METRIC_NAMES: &[&str] = &[
@@ -324,7 +324,7 @@ impl Metrics {
             self.endpoints_disabled
                 .with_label_values(&[reason.as_str()]);
         }
-        for reason in crate::dispatch::worker::SlowReason::ALL {
+        for reason in SlowReason::ALL {
             self.endpoints_slow.with_label_values(&[reason.as_str()]);
         }
         for reason in PAUSE_REASONS {
