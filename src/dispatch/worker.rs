@@ -669,7 +669,7 @@ async fn gate(shared: &Shared, endpoint: &Endpoint, batch: Vec<Delivery>) -> Vec
                 shared
                     .handoff
                     .log_decision(&d, DeliveryOutcome::DeadLettered, Some(reason));
-                shared.handoff.dead_letter(d, reason, None).await;
+                Box::pin(shared.handoff.dead_letter(d, reason, None)).await;
             }
             Err(None) => shared.handoff.drop_delivery(d, DropReason::EndpointPaused),
         }
@@ -730,12 +730,14 @@ async fn exchange(shared: &Shared, target: Snapshot, batch: Vec<Delivery>) -> Se
                     true,
                 );
                 match next {
-                    Plan::Retry(at) => shared.handoff.retry(d, at, &failure).await,
+                    Plan::Retry(at) => Box::pin(shared.handoff.retry(d, at, &failure)).await,
                     _ => {
-                        shared
-                            .handoff
-                            .dead_letter_after(d, DeadLetterReason::RetriesExhausted, &failure)
-                            .await
+                        Box::pin(shared.handoff.dead_letter_after(
+                            d,
+                            DeadLetterReason::RetriesExhausted,
+                            &failure,
+                        ))
+                        .await
                     }
                 }
             }
@@ -866,7 +868,7 @@ async fn exchange(shared: &Shared, target: Snapshot, batch: Vec<Delivery>) -> Se
             dead_letter,
             otherwise,
         } => {
-            let disabling = shared.handoff.disable(endpoint, reason, &failure).await;
+            let disabling = Box::pin(shared.handoff.disable(endpoint, reason, &failure)).await;
             shared.breaker().forget(&endpoint.id);
             match (disabling, otherwise) {
                 (Disabling::Deleted, _) => {
@@ -898,7 +900,7 @@ async fn exchange(shared: &Shared, target: Snapshot, batch: Vec<Delivery>) -> Se
                 ),
             );
             for d in batch {
-                shared.handoff.retry(d, at, &failure).await;
+                Box::pin(shared.handoff.retry(d, at, &failure)).await;
             }
         }
         (None, Some(reason)) => {
@@ -907,7 +909,7 @@ async fn exchange(shared: &Shared, target: Snapshot, batch: Vec<Delivery>) -> Se
                 entry(&batch, DeliveryOutcome::DeadLettered, Some(reason), None),
             );
             for d in batch {
-                shared.handoff.dead_letter_after(d, reason, &failure).await;
+                Box::pin(shared.handoff.dead_letter_after(d, reason, &failure)).await;
             }
         }
         (None, None) => {}
