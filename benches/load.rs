@@ -177,6 +177,14 @@ struct Outcome {
     healthy_requests: u64,
     healthy_events: u64,
     elapsed: Duration,
+    /// CPU seconds this process (hookrelay and the sinks) and the broker used meanwhile.
+    cpu: f64,
+}
+
+/// CPU seconds used so far by this process and by the test broker's JVM.
+fn cpu_seconds() -> f64 {
+    let own = latency::cpu_and_peak(std::process::id()).0;
+    own + latency::broker_pid().map_or(0.0, |pid| latency::cpu_and_peak(pid).0)
 }
 
 /// Runs one scenario: `endpoints` endpoints on one account, `hanging` of them hang; produces
@@ -228,13 +236,18 @@ async fn scenario(events: usize, endpoints: usize, hanging: usize, batching: boo
     ));
     ready_rx.await.expect("started");
     let started = Instant::now();
+    let cpu_before = cpu_seconds();
     let want = (events * (endpoints - hanging)) as u64;
     let deadline = started + Duration::from_secs(env_usize("LOAD_DEADLINE_SECS", 600) as u64);
     // Time intake spent holding partitions, by reason (sampled), for the report below.
     let mut held: HashMap<String, Duration> = HashMap::new();
     let mut last = Instant::now();
+    let verbose = std::env::var_os("LOAD_VERBOSE").is_some();
     while sinks.healthy_events.load(Ordering::Relaxed) < want && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
+        if !verbose {
+            continue;
+        }
         let text = hookrelay::telemetry::metrics::render(&registry);
         for line in text
             .lines()
@@ -258,6 +271,7 @@ async fn scenario(events: usize, endpoints: usize, hanging: usize, batching: boo
         eprintln!("  held partitions: {held:?}; {shed}");
     }
     let elapsed = started.elapsed();
+    let cpu = cpu_seconds() - cpu_before;
     if sinks.healthy_events.load(Ordering::Relaxed) < want {
         // Say where the missing deliveries are, from hookrelay's own accounting.
         let text = hookrelay::telemetry::metrics::render(&registry);
@@ -285,11 +299,13 @@ async fn scenario(events: usize, endpoints: usize, hanging: usize, batching: boo
         healthy_requests: sinks.healthy.load(Ordering::Relaxed),
         healthy_events: sinks.healthy_events.load(Ordering::Relaxed),
         elapsed,
+        cpu,
     }
 }
 
 /// A bare pooled reqwest client posting a 600-byte body to the same kind of sink, 64 in flight.
-async fn bare_client(requests: usize) -> f64 {
+/// Returns requests per second and CPU microseconds per request (this process and the broker).
+async fn bare_client(requests: usize) -> (f64, f64) {
     let sinks = Sinks::default();
     let addr = start_sinks(sinks.clone()).await;
     let client = reqwest::Client::builder()
@@ -300,6 +316,7 @@ async fn bare_client(requests: usize) -> f64 {
     let url = format!("http://{addr}/ok/0");
     let next = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
+    let cpu_before = cpu_seconds();
     let mut tasks = Vec::new();
     for _ in 0..64 {
         let (client, body, url, next) = (client.clone(), body.clone(), url.clone(), next.clone());
@@ -312,7 +329,11 @@ async fn bare_client(requests: usize) -> f64 {
     for t in tasks {
         let _ = t.await;
     }
-    requests as f64 / started.elapsed().as_secs_f64()
+    let cpu = cpu_seconds() - cpu_before;
+    (
+        requests as f64 / started.elapsed().as_secs_f64(),
+        cpu * 1e6 / requests as f64,
+    )
 }
 
 /// Sinks that remember how often each (event, endpoint) pair arrived.
@@ -602,26 +623,34 @@ fn main() {
             // The bare client and hookrelay alternate, LOAD_REPEAT rounds: one pair on 2 shared
             // cores is noisy, and the bare client alone varies by a third between runs.
             let per_endpoint = events / endpoints;
-            let mut ratios = Vec::new();
+            let (mut ratios, mut cpu_ratios) = (Vec::new(), Vec::new());
             for round in 0..env_usize("LOAD_REPEAT", 3) {
-                let bare = bare_client(env_usize("LOAD_BARE_REQUESTS", 300_000)).await;
+                let (bare, bare_cpu) = bare_client(env_usize("LOAD_BARE_REQUESTS", 300_000)).await;
                 let run = scenario(per_endpoint * endpoints / 4, endpoints, 0, false).await;
                 let rate = run.healthy_requests as f64 / run.elapsed.as_secs_f64();
+                let cpu = run.cpu * 1e6 / run.healthy_requests.max(1) as f64;
                 println!(
-                    "round {round}: bare reqwest (64 in flight, 600 B) {bare:>7.0} req/s; hookrelay, batching off, {endpoints} endpoints: {rate:>7.0} signed req/s ({} requests in {:.1} s); ratio {:.2}",
+                    "round {round}: bare reqwest (64 in flight, 600 B) {bare:>7.0} req/s, {bare_cpu:.1} µs CPU each; \
+                     hookrelay, batching off, {endpoints} endpoints: {rate:>7.0} signed req/s ({} requests in {:.1} s), {cpu:.1} µs CPU each; \
+                     ratio {:.2} by rate, {:.2} by CPU",
                     run.healthy_requests,
                     run.elapsed.as_secs_f64(),
-                    rate / bare
+                    rate / bare,
+                    bare_cpu / cpu
                 );
                 ratios.push(rate / bare);
+                cpu_ratios.push(bare_cpu / cpu);
             }
-            ratios.sort_by(f64::total_cmp);
-            if let Some(median) = ratios.get(ratios.len() / 2) {
-                println!(
-                    "unbatched signed requests: {median:.2} of the bare client's rate (median of {})",
-                    ratios.len()
-                );
-            }
+            let median = |mut v: Vec<f64>| {
+                v.sort_by(f64::total_cmp);
+                v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+            };
+            println!(
+                "unbatched signed requests: {:.2} of the bare client's rate, {:.2} of its CPU per request (medians of {} rounds; CPU: this process and the broker)",
+                median(ratios),
+                median(cpu_ratios.clone()),
+                cpu_ratios.len()
+            );
         }
         if !scenarios.contains("isolation") {
             return;

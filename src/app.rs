@@ -150,7 +150,6 @@ pub async fn run(
         schedule,
         breaker: Mutex::new(CircuitBreaker::new(threshold)),
         closing: CancellationToken::new(),
-        abort: CancellationToken::new(),
         room_tx,
         latency_reference: std::sync::atomic::AtomicU64::new(0),
     })));

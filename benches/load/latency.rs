@@ -83,7 +83,7 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 }
 
 /// (user + system CPU seconds, peak RSS KiB) of a process, from /proc.
-fn cpu_and_peak(pid: u32) -> (f64, u64) {
+pub(super) fn cpu_and_peak(pid: u32) -> (f64, u64) {
     let ticks = std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .ok()
         .and_then(|s| {
@@ -118,7 +118,7 @@ fn rss_kib(pid: u32) -> u64 {
 }
 
 /// The test broker's JVM, from the pid file `scripts/kafka` keeps.
-fn broker_pid() -> Option<u32> {
+pub(super) fn broker_pid() -> Option<u32> {
     let cache = std::env::var("HOOKRELAY_CACHE").unwrap_or_else(|_| "/var/cache/hookrelay".into());
     let port = bootstrap().rsplit(':').next().unwrap_or("19092").to_owned();
     std::fs::read_to_string(format!("{cache}/kafka-run-{port}/kafka.pid"))

@@ -40,8 +40,6 @@ pub struct Shared {
     /// Cancelled at shutdown: workers drop what they hold unsent (it stays uncommitted) and
     /// let requests in flight finish.
     pub closing: CancellationToken,
-    /// Cancelled when the drain timeout passes: requests still in flight are abandoned.
-    pub abort: CancellationToken,
     /// Where a worker says that an endpoint a partition waits for may take more (see
     /// [`Dispatcher::await_room`]); intake resumes the partition at once.
     pub room_tx: mpsc::UnboundedSender<EndpointId>,
@@ -209,11 +207,6 @@ impl Dispatcher {
     /// Shutdown, first step: workers drop what they hold unsent and finish what is in flight.
     pub fn close(&self) {
         self.shared.closing.cancel();
-    }
-
-    /// Shutdown, last step: abandon requests still in flight.
-    pub fn abort(&self) {
-        self.shared.abort.cancel();
     }
 
     /// Endpoints with a live worker.

@@ -25,7 +25,7 @@ use crate::dispatch::classify::{AttemptResult, classify};
 use crate::dispatch::{Entry, Shared};
 use crate::event::batch_body;
 use crate::ids::EndpointId;
-use crate::records::AttemptRecord;
+use crate::records::{AttemptLine, Strings};
 use crate::retry::handoff::{Disabling, Failure};
 use crate::retry::{Plan, RetryAt, Verdict, plan};
 use crate::sign::Signer;
@@ -605,44 +605,56 @@ fn log(shared: &Shared, entry: LogEntry<'_>) {
         return;
     };
     let (delivery_id, body) = match entry.request {
-        // Bodies are JSON hookrelay wrote, so valid UTF-8: checked, not converted.
+        // Bodies are JSON hookrelay wrote, so valid UTF-8: checked and borrowed.
         Some((id, body)) => (
-            id.to_owned(),
+            id,
             Some(match std::str::from_utf8(body) {
-                Ok(text) => text.to_owned(),
-                Err(_) => String::from_utf8_lossy(body).into_owned(),
+                Ok(text) => std::borrow::Cow::Borrowed(text),
+                Err(_) => String::from_utf8_lossy(body),
             }),
         ),
-        None => (first.id.clone(), None),
+        None => (first.id.as_str(), None),
     };
-    let (event_ids, event_types): (Vec<String>, Vec<String>) = entry
-        .batch
-        .iter()
-        .map(Delivery::event_lists)
-        .fold((Vec::new(), Vec::new()), |(mut ids, mut types), (i, t)| {
-            ids.extend(i);
-            types.extend(t);
-            (ids, types)
-        });
-    shared.handoff.log_attempt(AttemptRecord {
+    // One delivery's events are borrowed; a batch's are gathered.
+    let gathered: Option<(Vec<String>, Vec<String>)> = (entry.batch.len() > 1).then(|| {
+        entry.batch.iter().map(Delivery::event_lists).fold(
+            (Vec::new(), Vec::new()),
+            |(mut ids, mut types), (i, t)| {
+                ids.extend(i);
+                types.extend(t);
+                (ids, types)
+            },
+        )
+    });
+    let (event_ids, event_types) = match (&gathered, &first.members) {
+        (Some((ids, types)), _) => (Strings::Many(ids), Strings::Many(types)),
+        (None, Some(m)) => (Strings::Many(&m.event_ids), Strings::Many(&m.event_types)),
+        (None, None) => (
+            Strings::One(first.event_id.as_str()),
+            Strings::One(&first.event_type),
+        ),
+    };
+    let error = entry.failure.map(Failure::describe);
+    let tier = shared.handoff.tier_of(first);
+    shared.handoff.log_line(AttemptLine {
         delivery_id,
-        endpoint_id: entry.endpoint.to_string(),
-        account_id: entry.account.to_owned(),
+        endpoint_id: entry.endpoint.as_str(),
+        account_id: entry.account,
         event_ids,
         attempt: first.attempt as i32,
         at_ms: now_ms(),
-        outcome: entry.outcome.as_str().to_owned(),
+        outcome: entry.outcome.as_str(),
         status: entry.status.map(i32::from),
         latency_ms: entry.latency_ms,
-        error: entry.failure.map(Failure::describe),
-        response_snippet: entry.snippet.map(str::to_owned),
-        tier: shared.handoff.tier_of(first),
-        batch: entry.batch.len() > 1 || first.members.is_some(),
+        error: error.as_deref(),
+        response_snippet: entry.snippet,
+        tier: tier.as_deref(),
         event_types,
-        error_class: entry.failure.map(|f| f.class.as_str().to_owned()),
-        dead_letter_reason: entry.dead_letter.map(|r| r.as_str().to_owned()),
+        batch: entry.batch.len() > 1 || first.members.is_some(),
+        error_class: entry.failure.map(|f| f.class.as_str()),
+        dead_letter_reason: entry.dead_letter.map(|r| r.as_str()),
         next_attempt_at_ms: entry.next_at_ms,
-        request_body: body,
+        request_body: body.as_deref(),
     });
 }
 
@@ -776,10 +788,10 @@ async fn exchange(shared: &Shared, target: Snapshot, batch: Vec<Delivery>) -> Se
             shared.metrics.batch_size.observe(batch.len() as f64);
             let exchange = tokio::select! {
                 exchange = shared.http.post(&endpoint.url, headers, body.clone()) => exchange,
-                // The partition was revoked or the drain timed out: the request is abandoned
-                // and its deliveries stay unsettled for whoever reads them next.
+                // The partition was revoked or the drain timed out (which ends every lease):
+                // the request is abandoned and its deliveries stay unsettled for whoever
+                // reads them next.
                 () = lease.revoked() => return Sent::Nothing,
-                () = shared.abort.cancelled() => return Sent::Nothing,
             };
             shared
                 .metrics

@@ -430,7 +430,7 @@ impl Ingest {
                         in_flight = self.in_flight.current(),
                         "drain timeout: abandoning requests still in flight; their records stay uncommitted and are sent again by the next owner"
                     );
-                    self.dispatcher.abort();
+                    self.book.abandon_all();
                     break;
                 }
                 () = tokio::time::sleep(Duration::from_millis(10)) => {}

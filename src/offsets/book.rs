@@ -126,6 +126,15 @@ impl OffsetBook {
         commit_point(&slot)
     }
 
+    /// Shutdown's drain timed out: ends every lease, so requests still in flight stop
+    /// (unsettled: their records are read again by the next owner), but keeps the
+    /// partitions, so the final commit still covers everything settled before.
+    pub fn abandon_all(&self) {
+        for slot in self.lock().values() {
+            slot.lease.revoked.cancel();
+        }
+    }
+
     /// Revokes every partition (the consumer is closing).
     pub fn revoke_all(&self) {
         for (_, slot) in self.lock().drain() {
@@ -340,6 +349,21 @@ mod tests {
             "nothing tracked under the new lease"
         );
         assert!(book.track(&tp(2), 1, 1).is_none(), "unassigned partition");
+    }
+
+    #[test]
+    fn abandoning_ends_leases_but_still_commits_what_settled_before() {
+        let book = OffsetBook::new();
+        book.assign(tp(4), None);
+        book.track(&tp(4), 7, 1).expect("assigned").settle();
+        let in_flight = book.track(&tp(4), 8, 1).expect("assigned");
+        book.abandon_all();
+        assert!(
+            in_flight.is_revoked(),
+            "requests in flight see the lease end and stop"
+        );
+        let (_, point) = book.snapshot().pop().expect("the partition is still ours");
+        assert_eq!(point.offset, 8, "7 settled before; 8 is read again");
     }
 
     #[tokio::test]

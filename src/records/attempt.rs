@@ -59,22 +59,14 @@ pub struct AttemptRecord {
 
 impl AttemptRecord {
     /// Avro single-object encoding with the current schema (`attempt.v2`).
-    ///
-    /// Written field by field rather than through apache-avro's serde writer: one record
-    /// goes out per request, and the generic writer (resolving the schema's names, then
-    /// serde) was 3% of the CPU of an unbatched drain. The bytes are the same, which
-    /// `the_direct_encoding_is_the_librarys` checks, and CI reads them with Apache Avro for
-    /// Java and fastavro (`tests/it/interop.rs`).
     pub fn to_avro(&self) -> Result<Vec<u8>, AvroError> {
-        let schema = SCHEMA.get()?;
-        let fingerprint = schema
-            .fingerprint(CURRENT_VERSION)
-            .ok_or(AvroError::UnknownVersion {
-                schema: schema.name(),
-                version: CURRENT_VERSION,
-            })?;
+        self.line().to_avro()
+    }
+
+    /// The record's fields, borrowed.
+    pub fn line(&self) -> AttemptLine<'_> {
         // Every field named, so a field added to the struct does not compile until it is
-        // written here too.
+        // carried here too.
         let AttemptRecord {
             delivery_id,
             endpoint_id,
@@ -95,34 +87,26 @@ impl AttemptRecord {
             next_attempt_at_ms,
             request_body,
         } = self;
-        let text = [delivery_id, endpoint_id, account_id, outcome]
-            .iter()
-            .map(|s| s.len())
-            .chain(request_body.iter().map(String::len))
-            .chain(event_ids.iter().chain(event_types).map(String::len))
-            .sum::<usize>();
-        let mut out = Vec::with_capacity(SINGLE_OBJECT_HEADER_LEN + text + 128);
-        out.extend_from_slice(&SINGLE_OBJECT_MAGIC);
-        out.extend_from_slice(&fingerprint.0);
-        wire::string(&mut out, delivery_id);
-        wire::string(&mut out, endpoint_id);
-        wire::string(&mut out, account_id);
-        wire::strings(&mut out, event_ids);
-        wire::long(&mut out, i64::from(*attempt));
-        wire::long(&mut out, *at_ms);
-        wire::string(&mut out, outcome);
-        wire::optional(&mut out, status.map(i64::from), wire::long);
-        wire::long(&mut out, *latency_ms);
-        wire::optional(&mut out, error.as_deref(), wire::string);
-        wire::optional(&mut out, response_snippet.as_deref(), wire::string);
-        wire::optional(&mut out, tier.as_deref(), wire::string);
-        wire::strings(&mut out, event_types);
-        out.push(u8::from(*batch));
-        wire::optional(&mut out, error_class.as_deref(), wire::string);
-        wire::optional(&mut out, dead_letter_reason.as_deref(), wire::string);
-        wire::optional(&mut out, *next_attempt_at_ms, wire::long);
-        wire::optional(&mut out, request_body.as_deref(), wire::string);
-        Ok(out)
+        AttemptLine {
+            delivery_id,
+            endpoint_id,
+            account_id,
+            event_ids: Strings::Many(event_ids),
+            attempt: *attempt,
+            at_ms: *at_ms,
+            outcome,
+            status: *status,
+            latency_ms: *latency_ms,
+            error: error.as_deref(),
+            response_snippet: response_snippet.as_deref(),
+            tier: tier.as_deref(),
+            event_types: Strings::Many(event_types),
+            batch: *batch,
+            error_class: error_class.as_deref(),
+            dead_letter_reason: dead_letter_reason.as_deref(),
+            next_attempt_at_ms: *next_attempt_at_ms,
+            request_body: request_body.as_deref(),
+        }
     }
 
     /// Decodes a record written with any released schema version.
@@ -136,8 +120,112 @@ impl AttemptRecord {
     }
 }
 
-/// The version [`AttemptRecord::to_avro`] writes.
+/// The version [`AttemptLine::to_avro`] writes.
 const CURRENT_VERSION: u32 = 2;
+
+/// A list of strings in an attempt line: one borrowed string (a single event) or a slice.
+#[derive(Debug, Clone, Copy)]
+pub enum Strings<'a> {
+    One(&'a str),
+    Many(&'a [String]),
+}
+
+impl Strings<'_> {
+    fn text_len(&self) -> usize {
+        match self {
+            Strings::One(s) => s.len(),
+            Strings::Many(v) => v.iter().map(String::len).sum(),
+        }
+    }
+
+    fn write(&self, out: &mut Vec<u8>) {
+        match self {
+            Strings::One(s) => {
+                wire::long(out, 1);
+                wire::string(out, s);
+                out.push(0);
+            }
+            Strings::Many(v) => wire::strings(out, v),
+        }
+    }
+}
+
+/// The fields of one attempt record, borrowed: what dispatch writes for every request
+/// without building an owned [`AttemptRecord`] (a dozen strings copied) first.
+#[derive(Debug, Clone, Copy)]
+pub struct AttemptLine<'a> {
+    pub delivery_id: &'a str,
+    pub endpoint_id: &'a str,
+    pub account_id: &'a str,
+    pub event_ids: Strings<'a>,
+    pub attempt: i32,
+    pub at_ms: i64,
+    pub outcome: &'a str,
+    pub status: Option<i32>,
+    pub latency_ms: i64,
+    pub error: Option<&'a str>,
+    pub response_snippet: Option<&'a str>,
+    pub tier: Option<&'a str>,
+    pub event_types: Strings<'a>,
+    pub batch: bool,
+    pub error_class: Option<&'a str>,
+    pub dead_letter_reason: Option<&'a str>,
+    pub next_attempt_at_ms: Option<i64>,
+    pub request_body: Option<&'a str>,
+}
+
+impl AttemptLine<'_> {
+    /// Avro single-object encoding with the current schema (`attempt.v2`).
+    ///
+    /// Written field by field rather than through apache-avro's serde writer: one record
+    /// goes out per request, and the generic writer (resolving the schema's names, then
+    /// serde) was 3% of the CPU of an unbatched drain. The bytes are the same, which
+    /// `the_direct_encoding_is_the_librarys` checks, and CI reads them with Apache Avro for
+    /// Java and fastavro (`tests/it/interop.rs`).
+    pub fn to_avro(&self) -> Result<Vec<u8>, AvroError> {
+        let schema = SCHEMA.get()?;
+        let fingerprint = schema
+            .fingerprint(CURRENT_VERSION)
+            .ok_or(AvroError::UnknownVersion {
+                schema: schema.name(),
+                version: CURRENT_VERSION,
+            })?;
+        let text = [
+            self.delivery_id,
+            self.endpoint_id,
+            self.account_id,
+            self.outcome,
+        ]
+        .iter()
+        .map(|s| s.len())
+        .sum::<usize>()
+            + self.request_body.map_or(0, str::len)
+            + self.event_ids.text_len()
+            + self.event_types.text_len();
+        let mut out = Vec::with_capacity(SINGLE_OBJECT_HEADER_LEN + text + 128);
+        out.extend_from_slice(&SINGLE_OBJECT_MAGIC);
+        out.extend_from_slice(&fingerprint.0);
+        wire::string(&mut out, self.delivery_id);
+        wire::string(&mut out, self.endpoint_id);
+        wire::string(&mut out, self.account_id);
+        self.event_ids.write(&mut out);
+        wire::long(&mut out, i64::from(self.attempt));
+        wire::long(&mut out, self.at_ms);
+        wire::string(&mut out, self.outcome);
+        wire::optional(&mut out, self.status.map(i64::from), wire::long);
+        wire::long(&mut out, self.latency_ms);
+        wire::optional(&mut out, self.error, wire::string);
+        wire::optional(&mut out, self.response_snippet, wire::string);
+        wire::optional(&mut out, self.tier, wire::string);
+        self.event_types.write(&mut out);
+        out.push(u8::from(self.batch));
+        wire::optional(&mut out, self.error_class, wire::string);
+        wire::optional(&mut out, self.dead_letter_reason, wire::string);
+        wire::optional(&mut out, self.next_attempt_at_ms, wire::long);
+        wire::optional(&mut out, self.request_body, wire::string);
+        Ok(out)
+    }
+}
 
 #[cfg(test)]
 pub(crate) mod tests {

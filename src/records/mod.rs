@@ -16,7 +16,7 @@ mod evolution;
 pub mod notification;
 
 pub use api_key::ApiKey;
-pub use attempt::AttemptRecord;
+pub use attempt::{AttemptLine, AttemptRecord, Strings};
 pub use envelope::{AttemptSummary, DeliveryEnvelope};
 pub use notification::{ENDPOINT_DISABLED, EndpointNotification};
 

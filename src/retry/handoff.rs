@@ -21,8 +21,8 @@ use crate::delivery::{
 };
 use crate::event::InvalidRecord;
 use crate::offsets::{Lease, Settle};
-use crate::records::AttemptRecord;
 use crate::records::envelope::{AttemptSummary, DeliveryEnvelope};
+use crate::records::{AttemptLine, AttemptRecord};
 use crate::subscriptions::{Endpoint, SubscriptionTable, publish_status};
 use crate::telemetry::Metrics;
 
@@ -178,11 +178,16 @@ impl Handoff {
 
     /// Logs one request (or one decision made without a request) on the attempts topic.
     /// Best effort: queued without waiting for the acknowledgement.
-    pub fn log_attempt(&self, mut record: AttemptRecord) {
-        if let Some(body) = record.request_body.as_mut() {
-            truncate_at_char(body, ATTEMPT_BODY_LIMIT);
-        }
-        let bytes = match record.to_avro() {
+    pub fn log_attempt(&self, record: AttemptRecord) {
+        self.log_line(record.line());
+    }
+
+    /// [`Handoff::log_attempt`] from borrowed fields, as dispatch logs every request.
+    pub fn log_line(&self, mut line: AttemptLine<'_>) {
+        line.request_body = line
+            .request_body
+            .map(|body| prefix_at_char(body, ATTEMPT_BODY_LIMIT));
+        let bytes = match line.to_avro() {
             Ok(bytes) => bytes,
             Err(e) => {
                 error!(error = %e, "cannot encode an attempt record");
@@ -190,7 +195,7 @@ impl Handoff {
             }
         };
         let value: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&self.topics.attempts)
-            .key(record.endpoint_id.as_bytes())
+            .key(line.endpoint_id.as_bytes())
             .payload(&bytes);
         if let Err((e, _)) = self.producer.send_result(value) {
             warn!(error = %e, "could not queue a record for the attempts log");
@@ -635,14 +640,20 @@ fn is_too_large(e: &KafkaError) -> bool {
 
 /// Cuts `s` to at most `limit` bytes, at a character boundary.
 fn truncate_at_char(s: &mut String, limit: usize) {
+    let keep = prefix_at_char(s, limit).len();
+    s.truncate(keep);
+}
+
+/// The longest prefix of `s` of at most `limit` bytes that ends on a character boundary.
+fn prefix_at_char(s: &str, limit: usize) -> &str {
     if s.len() <= limit {
-        return;
+        return s;
     }
     let mut cut = limit;
     while !s.is_char_boundary(cut) {
         cut -= 1;
     }
-    s.truncate(cut);
+    &s[..cut]
 }
 
 /// Our own records always encode; if one does not, it is a bug worth a loud log, and the

@@ -80,6 +80,10 @@ pub struct Metrics {
     /// Deliveries (one per event and endpoint, before batching) by final outcome of this
     /// process's handling: delivered, retry_scheduled, dead_lettered, dropped.
     pub deliveries: IntCounterVec,
+    /// `deliveries{outcome="delivered"}` and `attempts{outcome="success"}`, resolved once:
+    /// they count every request, and a label lookup hashes the label values each time.
+    delivered: IntCounter,
+    attempt_successes: IntCounter,
     /// HTTP attempts by outcome (success, failure, refused) and status class (2xx..5xx,
     /// timeout, connect, other).
     pub attempts: IntCounterVec,
@@ -129,6 +133,16 @@ impl Metrics {
         let counter_vec = |name: &str, help: &str, labels: &[&str]| {
             IntCounterVec::new(Opts::new(name, help), labels)
         };
+        let deliveries = counter_vec(
+            "hookrelay_deliveries_total",
+            "Deliveries (event x endpoint) by outcome.",
+            &["outcome"],
+        )?;
+        let attempts = counter_vec(
+            "hookrelay_attempts_total",
+            "HTTP attempts by outcome (success, failure) and error class (none on success).",
+            &["outcome", "error_class"],
+        )?;
         let m = Metrics {
             events_consumed: IntCounter::new(
                 "hookrelay_events_consumed_total",
@@ -139,16 +153,10 @@ impl Metrics {
                 "Input records sent to the invalid-records topic, by reason.",
                 &["reason"],
             )?,
-            deliveries: counter_vec(
-                "hookrelay_deliveries_total",
-                "Deliveries (event x endpoint) by outcome.",
-                &["outcome"],
-            )?,
-            attempts: counter_vec(
-                "hookrelay_attempts_total",
-                "HTTP attempts by outcome (success, failure) and error class (none on success).",
-                &["outcome", "error_class"],
-            )?,
+            delivered: deliveries.with_label_values(&[DeliveryOutcome::Delivered.as_str()]),
+            attempt_successes: attempts.with_label_values(&["success", "none"]),
+            deliveries,
+            attempts,
             request_duration: Histogram::with_opts(
                 HistogramOpts::new(
                     "hookrelay_request_duration_seconds",
@@ -359,6 +367,10 @@ impl Metrics {
 
     /// One delivery reached `outcome`.
     pub fn delivery(&self, outcome: DeliveryOutcome, count: usize) {
+        if outcome == DeliveryOutcome::Delivered {
+            self.delivered.inc_by(count as u64);
+            return;
+        }
         self.deliveries
             .with_label_values(&[outcome.as_str()])
             .inc_by(count as u64);
@@ -367,7 +379,7 @@ impl Metrics {
     /// One HTTP attempt finished: `None` for a 2xx, else the class of its failure.
     pub fn attempt(&self, failure: Option<ErrorClass>) {
         match failure {
-            None => self.attempts.with_label_values(&["success", "none"]).inc(),
+            None => self.attempt_successes.inc(),
             Some(class) => self
                 .attempts
                 .with_label_values(&["failure", class.as_str()])
