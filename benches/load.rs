@@ -1,6 +1,8 @@
 //! Load scenario against the real broker and loopback sinks: how fast hookrelay delivers
 //! signed webhooks, compared with a bare pooled HTTP client posting to the same sinks, and
-//! how much healthy endpoints slow down when 20% of endpoints hang.
+//! how much healthy endpoints slow down when 20% of endpoints hang. hookrelay runs with its
+//! shipped delivery defaults (`endpoint_concurrency` 4: 50 endpoints, at most 200 requests in
+//! flight), apart from what each scenario names.
 //!
 //!   eval "$(scripts/kafka start)"
 //!   CARGO_TARGET_DIR=/var/cache/hookrelay/target cargo bench --bench load
@@ -12,6 +14,7 @@
 //! minutes and has settings of its own, see `load/latency.rs`; `scale` drains a backlog with
 //! one and with two processes in one group), LOAD_BINARY (the hookrelay binary the crash
 //! scenario kills; default this build's, another path measures an older build).
+//! `HOOKRELAY__…` variables in the environment override the scenarios' hookrelay settings.
 //! Each scenario uses fresh topics. Prints one line per scenario and the ratios.
 
 use std::collections::HashMap;
@@ -130,7 +133,6 @@ fn config_env(batching: bool) -> (Vec<(String, String)>, tempfile::TempDir) {
             r#"["127.0.0.0/8"]"#.to_owned(),
         ),
         ("HOOKRELAY__DELIVERY__ENDPOINT_RATE_LIMIT", "0".to_owned()),
-        ("HOOKRELAY__DELIVERY__ENDPOINT_CONCURRENCY", "8".to_owned()),
         (
             "HOOKRELAY__DELIVERY__BATCH__MAX_EVENTS",
             if batching { "100" } else { "1" }.to_owned(),
@@ -146,6 +148,8 @@ fn config_env(batching: bool) -> (Vec<(String, String)>, tempfile::TempDir) {
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
+    // Settings to try (`HOOKRELAY__KAFKA__PROPERTIES__LINGER_MS=5 cargo bench …`) override.
+    .chain(std::env::vars().filter(|(k, _)| k.starts_with("HOOKRELAY__")))
     .collect();
     (env, dir)
 }
