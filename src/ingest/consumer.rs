@@ -87,11 +87,7 @@ impl ClientContext for IngestContext {
     }
 
     fn stats(&self, stats: Statistics) {
-        // Brokers proper have a node id; the bootstrap entries do not.
-        let up = stats
-            .brokers
-            .values()
-            .any(|b| b.nodeid >= 0 && b.state == "UP");
+        let up = any_broker_up(stats.brokers.values().map(|b| (b.nodeid, b.state.as_str())));
         let was = self.readiness.brokers_reachable.swap(up, Ordering::AcqRel);
         if was != up {
             if up {
@@ -112,6 +108,15 @@ impl ClientContext for IngestContext {
             }
         }
     }
+}
+
+/// Whether librdkafka's statistics show a broker it can talk to: `brokers` as (node id,
+/// state). Only brokers proper count: they have a node id, while the bootstrap entries
+/// (node id -1) are the configured addresses, not brokers of the cluster.
+fn any_broker_up<'a>(brokers: impl IntoIterator<Item = (i32, &'a str)>) -> bool {
+    brokers
+        .into_iter()
+        .any(|(nodeid, state)| nodeid >= 0 && state == "UP")
 }
 
 impl ConsumerContext for IngestContext {
@@ -979,5 +984,25 @@ impl Ingest {
             endpoints = self.dispatcher.active_endpoints(),
             "ingest progress"
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_broker_is_reachable_only_when_a_real_one_is_up() {
+        // librdkafka's states: INIT, TRY_CONNECT, CONNECT, SSL_HANDSHAKE, AUTH, UP, DOWN, ...
+        assert!(any_broker_up([(-1, "INIT"), (1, "UP")]));
+        assert!(any_broker_up([(1, "DOWN"), (2, "UP")]));
+        // A bootstrap entry does not count, whatever its state.
+        assert!(!any_broker_up([(-1, "UP"), (1, "DOWN")]));
+        assert!(!any_broker_up([
+            (1, "TRY_CONNECT"),
+            (2, "CONNECT"),
+            (3, "AUTH")
+        ]));
+        assert!(!any_broker_up([]));
     }
 }
