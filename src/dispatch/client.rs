@@ -13,6 +13,7 @@ use crate::delivery::ErrorClass;
 use crate::dispatch::classify::AttemptResult;
 use crate::dispatch::ssrf::{GuardedResolver, Refusal, SsrfGuard};
 use crate::sign::SignedHeaders;
+use crate::telemetry::ErrorChain;
 
 /// What one request produced.
 #[derive(Debug)]
@@ -102,7 +103,7 @@ impl HttpSender {
             Err(e) => {
                 return Exchange {
                     result: AttemptResult::NoResponse(error_class(&e)),
-                    detail: Some(error_chain(&e)),
+                    detail: Some(ErrorChain(&e).to_string()),
                     snippet: None,
                     latency: started.elapsed(),
                 };
@@ -173,18 +174,6 @@ fn error_class(e: &reqwest::Error) -> ErrorClass {
     } else {
         ErrorClass::Other
     }
-}
-
-/// The error and its causes on one line (reqwest's own message alone says little).
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
 }
 
 /// Reads at most `limit` bytes of the body and drops the rest (a huge or endless response

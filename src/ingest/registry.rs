@@ -18,6 +18,7 @@ use crate::event::registry::{
     RegistryEntry, RegistrySchemas, SchemaRegistryConfig, TransientAnswer, UnusableSchema,
     interpret_answer,
 };
+use crate::telemetry::ErrorChain;
 
 /// How often the registry must say "schema not found" before records with that id are
 /// refused: a registry behind a load balancer may answer from a replica that has not yet
@@ -151,12 +152,12 @@ impl RegistryClient {
             .send()
             .await
             // reqwest's error names the URL, never the credentials.
-            .map_err(|e| TransientAnswer(error_chain(&e)))?;
+            .map_err(|e| TransientAnswer(ErrorChain(&e).to_string()))?;
         let status = response.status().as_u16();
         let body = response
             .bytes()
             .await
-            .map_err(|e| TransientAnswer(error_chain(&e)))?;
+            .map_err(|e| TransientAnswer(ErrorChain(&e).to_string()))?;
         interpret_answer(schema_id, status, &body, reader)
     }
 
@@ -197,18 +198,6 @@ impl RegistryClient {
             backoff = (backoff * 2).min(self.retry_max);
         }
     }
-}
-
-/// An error with its causes, for one log line.
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        text.push_str(": ");
-        text.push_str(&c.to_string());
-        cause = c.source();
-    }
-    text
 }
 
 /// A shared client, with the cache it fills.
