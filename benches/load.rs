@@ -154,6 +154,33 @@ fn config_env(batching: bool) -> (Vec<(String, String)>, tempfile::TempDir) {
     (env, dir)
 }
 
+/// Queues a record without waiting for it; when the producer's local queue is full, lets it
+/// drain a moment and tries again.
+fn queue<K, P>(producer: &FutureProducer, mut record: FutureRecord<'_, K, P>)
+where
+    K: rdkafka::message::ToBytes + ?Sized,
+    P: rdkafka::message::ToBytes + ?Sized,
+{
+    while let Err((_, returned)) = producer.send_result(record) {
+        record = returned;
+        producer.poll(Duration::from_millis(1));
+    }
+}
+
+/// Waits until the ledger has a first delivery (hookrelay started and is sending) and returns
+/// when that was: rates are timed from there, since process start-up is not delivery.
+async fn first_delivery(ledger: &Ledger) -> Instant {
+    let waiting = Instant::now();
+    while ledger.total.load(Ordering::Relaxed) == 0 {
+        assert!(
+            waiting.elapsed() < Duration::from_secs(120),
+            "nothing delivered within 2 minutes: did hookrelay start?"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    Instant::now()
+}
+
 fn rand_u32() -> u128 {
     u128::from(rand::random::<u32>())
 }
@@ -218,12 +245,10 @@ async fn scenario(events: usize, endpoints: usize, hanging: usize, batching: boo
         .collect();
     for (i, p) in payloads.iter().enumerate() {
         let key = format!("k{}", i % 64);
-        let mut record = FutureRecord::to(&config.topics.events).key(&key).payload(p);
-        // The local queue may be full: let it drain and try again.
-        while let Err((_, returned)) = producer.send_result(record) {
-            record = returned;
-            producer.poll(Duration::from_millis(10));
-        }
+        queue(
+            &producer,
+            FutureRecord::to(&config.topics.events).key(&key).payload(p),
+        );
     }
     producer.flush(Duration::from_secs(60)).expect("flush");
 
@@ -433,13 +458,12 @@ fn produce_backlog(
     for i in 0..events {
         let account = format!("acc_{name}{}", i % accounts);
         let p = encode_avro(&sample_event(i, &account)).expect("encode");
-        let mut record = FutureRecord::to(&config.topics.events)
-            .key(&account)
-            .payload(&p);
-        while let Err((_, returned)) = producer.send_result(record) {
-            record = returned;
-            producer.poll(Duration::from_millis(10));
-        }
+        queue(
+            producer,
+            FutureRecord::to(&config.topics.events)
+                .key(&account)
+                .payload(&p),
+        );
     }
     producer.flush(Duration::from_secs(60)).expect("flush");
 }
@@ -493,16 +517,7 @@ async fn crash(events: usize, accounts: usize, per_account: usize) -> (u64, u64,
     let spawn = |env: &[(String, String)]| spawn_hookrelay(&binary, env);
     let expected = (events * per_account) as u64;
     let mut child = spawn(&child_env);
-    // The rate is timed from the first delivery: process start-up is not delivery.
-    let waiting = Instant::now();
-    while ledger.total.load(Ordering::Relaxed) == 0 {
-        assert!(
-            waiting.elapsed() < Duration::from_secs(120),
-            "nothing delivered within 2 minutes: did {binary} start?"
-        );
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
-    let started = Instant::now();
+    let started = first_delivery(&ledger).await;
     while ledger.total.load(Ordering::Relaxed) < expected * 2 / 5 {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
@@ -565,15 +580,7 @@ async fn scale(events: usize, accounts: usize, processes: usize) -> f64 {
         })
         .collect();
     let expected = (events * per_account) as u64;
-    let waiting = Instant::now();
-    while ledger.total.load(Ordering::Relaxed) == 0 {
-        assert!(
-            waiting.elapsed() < Duration::from_secs(120),
-            "nothing delivered within 2 minutes"
-        );
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
-    let started = Instant::now();
+    let started = first_delivery(&ledger).await;
     let deadline = started + Duration::from_secs(600);
     while ledger.total.load(Ordering::Relaxed) < expected && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(5)).await;

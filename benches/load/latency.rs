@@ -207,13 +207,12 @@ async fn run(rate: f64, seconds: u64, batching: bool, accounts: usize) {
             let t = hookrelay::event::EventType::ALL[sent % hookrelay::event::EventType::ALL.len()];
             let event = hookrelay::event::sample(id, t, AccountId::new(account.clone()));
             let payload = encode_avro(&event).expect("encode");
-            let mut record = FutureRecord::to(&config.topics.events)
-                .key(&account)
-                .payload(&payload);
-            while let Err((_, returned)) = producer.send_result(record) {
-                record = returned;
-                producer.poll(Duration::from_millis(1));
-            }
+            super::queue(
+                &producer,
+                FutureRecord::to(&config.topics.events)
+                    .key(&account)
+                    .payload(&payload),
+            );
             sent += 1;
         }
         let minute = started.elapsed().as_secs() / 60;
