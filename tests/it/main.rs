@@ -5,6 +5,7 @@
 
 mod common;
 mod harness;
+mod pyserver;
 mod receiver;
 mod smtp;
 

@@ -15,8 +15,6 @@
 //! and Redpanda serve), written from the documentation rather than recorded from a server.
 
 use std::collections::BTreeMap;
-use std::process::Stdio;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hookrelay::event::{EventType, customer_body, encode_confluent, sample};
@@ -24,85 +22,45 @@ use hookrelay::ids::{AccountId, EventId};
 use rdkafka::Message;
 use rdkafka::message::Headers;
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::process::{Child, Command};
 
 use crate::common;
 use crate::harness::{RunningApp, create_topics, endpoint, publish_endpoints, secret, test_config};
 use crate::interop::{ACCOUNT, Library, case, check_body, schema_dir};
+use crate::pyserver::PyServer;
 use crate::receiver::{Behavior, Receiver};
 use crate::smtp::make_certs;
 
 struct Registry {
     port: u16,
-    child: Child,
-    events: Arc<Mutex<Vec<Value>>>,
+    server: PyServer,
 }
 
 impl Registry {
     async fn start(answers: &std::path::Path, flags: &[&str]) -> Registry {
-        let python =
-            std::env::var("HOOKRELAY_TEST_PYTHON").unwrap_or_else(|_| "python3".to_owned());
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/registry_server.py");
-        let mut child = Command::new(&python)
-            .arg(script)
-            .arg("--answers")
-            .arg(answers)
-            .args(flags)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting {python} {script}: {e}"));
-        let stdout = child.stdout.take().expect("stdout");
-        let events = Arc::new(Mutex::new(Vec::new()));
-        let seen = events.clone();
-        tokio::spawn(async move {
-            let mut lines = BufReader::new(stdout).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                if let Ok(v) = serde_json::from_str::<Value>(&line) {
-                    seen.lock().expect("lock").push(v);
-                }
-            }
-        });
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let port = loop {
-            let port = events
-                .lock()
-                .expect("lock")
-                .iter()
-                .find(|e| e["event"] == "listening")
-                .and_then(|e| e["port"].as_u64());
-            if let Some(port) = port {
-                break port as u16;
-            }
-            assert!(Instant::now() < deadline, "the registry did not start");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        };
-        Registry {
-            port,
-            child,
-            events,
-        }
+        let args: Vec<String> = ["--answers", &answers.display().to_string()]
+            .into_iter()
+            .chain(flags.iter().copied())
+            .map(str::to_owned)
+            .collect();
+        let server = PyServer::spawn("registry_server.py", &args, "");
+        let listening = server
+            .wait_event(Duration::from_secs(30), "the registry listening", |e| {
+                e["event"] == "listening"
+            })
+            .await;
+        let port = listening["port"].as_u64().expect("the port it listens on") as u16;
+        Registry { port, server }
     }
 
     async fn mode(&mut self, mode: &str) {
-        let stdin = self.child.stdin.as_mut().expect("stdin");
-        stdin
-            .write_all(format!("{mode}\n").as_bytes())
-            .await
-            .expect("switch mode");
-        stdin.flush().await.expect("flush");
+        self.server.send_line(mode).await;
     }
 
     fn requests(&self) -> Vec<Value> {
-        self.events
-            .lock()
-            .expect("lock")
-            .iter()
+        self.server
+            .events()
+            .into_iter()
             .filter(|e| e["event"] == "request")
-            .cloned()
             .collect()
     }
 }

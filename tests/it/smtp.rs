@@ -5,12 +5,9 @@
 #![allow(dead_code)]
 
 use std::path::Path;
-use std::process::Stdio;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use crate::pyserver::PyServer;
 
 /// One e-mail the server accepted (answered 250 after DATA).
 #[derive(Debug, Clone)]
@@ -43,17 +40,10 @@ impl Mail {
     }
 }
 
-#[derive(Default)]
-struct Seen {
-    /// Every JSON event, in order.
-    events: Vec<serde_json::Value>,
-}
-
 /// A running aiosmtpd; killed when dropped.
 pub struct SmtpServer {
     pub port: u16,
-    child: Child,
-    seen: Arc<Mutex<Seen>>,
+    server: PyServer,
 }
 
 /// A port nothing listens on right now (handed out by the OS and released).
@@ -78,48 +68,26 @@ impl SmtpServer {
     /// Starts the server on `port` with extra `flags` (see tests/smtp_server.py) and waits
     /// until it listens.
     pub async fn start(port: u16, flags: &[&str]) -> SmtpServer {
-        let python =
-            std::env::var("HOOKRELAY_TEST_PYTHON").unwrap_or_else(|_| "python3".to_owned());
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/smtp_server.py");
-        let mut child = Command::new(&python)
-            .arg(script)
-            .arg("--port")
-            .arg(port.to_string())
-            .args(flags)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "starting {python} {script} (run scripts/test, which installs aiosmtpd): {e}"
-                )
-            });
-        let stdout = child.stdout.take().expect("stdout");
-        let seen = Arc::new(Mutex::new(Seen::default()));
-        {
-            let seen = seen.clone();
-            tokio::spawn(async move {
-                let mut lines = BufReader::new(stdout).lines();
-                while let Ok(Some(line)) = lines.next_line().await {
-                    if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
-                        seen.lock().expect("lock").events.push(v);
-                    }
-                }
-            });
-        }
-        let server = SmtpServer { port, child, seen };
+        let args: Vec<String> = ["--port", &port.to_string()]
+            .into_iter()
+            .chain(flags.iter().copied())
+            .map(str::to_owned)
+            .collect();
+        let server = PyServer::spawn(
+            "smtp_server.py",
+            &args,
+            " (run scripts/test, which installs aiosmtpd)",
+        );
         server
             .wait_event(Duration::from_secs(30), "the SMTP server listening", |e| {
                 e["event"] == "listening"
             })
             .await;
-        server
+        SmtpServer { port, server }
     }
 
     fn events(&self) -> Vec<serde_json::Value> {
-        self.seen.lock().expect("lock").events.clone()
+        self.server.events()
     }
 
     /// Every message accepted so far, in order.
@@ -161,15 +129,7 @@ impl SmtpServer {
         what: &str,
         pred: impl Fn(&serde_json::Value) -> bool,
     ) {
-        let deadline = Instant::now() + timeout;
-        while !self.events().iter().any(&pred) {
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}; events: {:?}",
-                self.events()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        self.server.wait_event(timeout, what, pred).await;
     }
 
     /// Waits until a message with this Message-ID was accepted; returns the first.
@@ -195,7 +155,7 @@ impl SmtpServer {
         self.events().iter().filter(|e| e["event"] == event).count()
     }
 
-    pub async fn stop(mut self) {
-        let _ = self.child.kill().await;
+    pub async fn stop(self) {
+        self.server.stop().await;
     }
 }
