@@ -35,6 +35,9 @@ use rdkafka::ClientConfig;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use tokio::sync::watch;
 
+#[path = "../tests/support/isolated_env.rs"]
+mod isolated_env;
+use isolated_env::isolated_env;
 #[path = "load/latency.rs"]
 mod latency;
 
@@ -111,46 +114,29 @@ fn config_env(batching: bool) -> (Vec<(String, String)>, tempfile::TempDir) {
         Instant::now().elapsed().as_nanos() ^ rand_u32()
     );
     let dir = tempfile::tempdir().expect("tempdir");
-    let env: Vec<(String, String)> = [
-        ("HOOKRELAY__KAFKA__BOOTSTRAP_SERVERS", bootstrap()),
-        ("HOOKRELAY__KAFKA__GROUP_ID", format!("{p}-g")),
-        ("HOOKRELAY__TOPICS__REPLICATION_FACTOR", "1".to_owned()),
-        ("HOOKRELAY__TOPICS__EVENTS", format!("{p}-events")),
-        ("HOOKRELAY__TOPICS__SUBSCRIPTIONS", format!("{p}-subs")),
-        ("HOOKRELAY__TOPICS__INVALID", format!("{p}-invalid")),
-        ("HOOKRELAY__TOPICS__DEAD_LETTER", format!("{p}-dlq")),
-        ("HOOKRELAY__TOPICS__ATTEMPTS", format!("{p}-attempts")),
-        ("HOOKRELAY__TOPICS__NOTIFICATIONS", format!("{p}-ntf")),
-        ("HOOKRELAY__TOPICS__REQUESTS", format!("{p}-req")),
-        ("HOOKRELAY__TOPICS__PARTITIONS__EVENTS", "4".to_owned()),
-        ("HOOKRELAY__TOPICS__PARTITIONS__RETRY", "2".to_owned()),
-        (
-            "HOOKRELAY__RETRY__TIERS",
-            format!(r#"[{{topic="{p}-r1",delay="1h"}}]"#),
-        ),
-        (
-            "HOOKRELAY__DELIVERY__SSRF_ALLOWLIST",
-            r#"["127.0.0.0/8"]"#.to_owned(),
-        ),
-        ("HOOKRELAY__DELIVERY__ENDPOINT_RATE_LIMIT", "0".to_owned()),
-        (
-            "HOOKRELAY__DELIVERY__BATCH__MAX_EVENTS",
-            if batching { "100" } else { "1" }.to_owned(),
-        ),
-        ("HOOKRELAY__ADMIN__LISTEN", "127.0.0.1:0".to_owned()),
-        ("HOOKRELAY__LOG__FILTER", "warn".to_owned()),
-        // The load measured is delivery's; the customer API is not part of it.
-        ("HOOKRELAY__API__ENABLED", "false".to_owned()),
-        (
-            "HOOKRELAY__SUBSCRIPTIONS__DATA_DIR",
-            dir.path().display().to_string(),
-        ),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    // Settings to try (`HOOKRELAY__KAFKA__PROPERTIES__LINGER_MS=5 cargo bench …`) override.
-    .chain(std::env::vars().filter(|(k, _)| k.starts_with("HOOKRELAY__")))
-    .collect();
+    let mut env = isolated_env(&p, &bootstrap(), &["1h".to_owned()]);
+    env.extend(
+        [
+            ("HOOKRELAY__TOPICS__PARTITIONS__EVENTS", "4".to_owned()),
+            ("HOOKRELAY__TOPICS__PARTITIONS__RETRY", "2".to_owned()),
+            (
+                "HOOKRELAY__DELIVERY__BATCH__MAX_EVENTS",
+                if batching { "100" } else { "1" }.to_owned(),
+            ),
+            ("HOOKRELAY__ADMIN__LISTEN", "127.0.0.1:0".to_owned()),
+            ("HOOKRELAY__LOG__FILTER", "warn".to_owned()),
+            // The load measured is delivery's; the customer API is not part of it.
+            ("HOOKRELAY__API__ENABLED", "false".to_owned()),
+            (
+                "HOOKRELAY__SUBSCRIPTIONS__DATA_DIR",
+                dir.path().display().to_string(),
+            ),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        // Settings to try (`HOOKRELAY__KAFKA__PROPERTIES__LINGER_MS=5 cargo bench …`) override.
+        .chain(std::env::vars().filter(|(k, _)| k.starts_with("HOOKRELAY__"))),
+    );
     (env, dir)
 }
 

@@ -13,6 +13,8 @@ use rdkafka::ClientConfig;
 use rdkafka::admin::AdminClient;
 use rdkafka::client::DefaultClientContext;
 
+use crate::isolated_env::isolated_env;
+
 /// The broker the other tests share (`scripts/kafka start`).
 pub fn shared_bootstrap() -> String {
     std::env::var("HOOKRELAY_TEST_BOOTSTRAP").unwrap_or_else(|_| "127.0.0.1:19092".to_owned())
@@ -38,48 +40,23 @@ pub fn config(
     tiers_secs: &[u64],
     overrides: &[(&str, &str)],
 ) -> (Config, tempfile::TempDir) {
-    let p = unique("fault");
     let dir = tempfile::tempdir().expect("tempdir");
-    let tiers: Vec<String> = tiers_secs
+    let delays: Vec<String> = tiers_secs.iter().map(|s| format!("{s}s")).collect();
+    let mut env = isolated_env(&unique("fault"), bootstrap, &delays);
+    env.extend(
+        [
+            ("HOOKRELAY__TOPICS__PARTITIONS__EVENTS", "6"),
+            ("HOOKRELAY__TOPICS__PARTITIONS__RETRY", "3"),
+            ("HOOKRELAY__DELIVERY__TIMEOUT", "2s"),
+            ("HOOKRELAY__SHUTDOWN__DRAIN_TIMEOUT", "5s"),
+            ("HOOKRELAY__API__ENABLED", "false"),
+            // Fail over quickly when an instance is killed.
+            ("HOOKRELAY__KAFKA__PROPERTIES__SESSION.TIMEOUT.MS", "6000"),
+        ]
         .iter()
-        .enumerate()
-        .map(|(i, s)| format!(r#"{{topic="{p}-retry-{i}",delay="{s}s"}}"#))
-        .collect();
-    let mut env: Vec<(String, String)> = [
-        ("HOOKRELAY__KAFKA__BOOTSTRAP_SERVERS", bootstrap.to_owned()),
-        ("HOOKRELAY__KAFKA__GROUP_ID", format!("{p}-group")),
-        ("HOOKRELAY__TOPICS__REPLICATION_FACTOR", "1".to_owned()),
-        ("HOOKRELAY__TOPICS__EVENTS", format!("{p}-events")),
-        ("HOOKRELAY__TOPICS__SUBSCRIPTIONS", format!("{p}-subs")),
-        ("HOOKRELAY__TOPICS__INVALID", format!("{p}-invalid")),
-        ("HOOKRELAY__TOPICS__DEAD_LETTER", format!("{p}-dlq")),
-        ("HOOKRELAY__TOPICS__ATTEMPTS", format!("{p}-attempts")),
-        ("HOOKRELAY__TOPICS__NOTIFICATIONS", format!("{p}-notices")),
-        ("HOOKRELAY__TOPICS__REQUESTS", format!("{p}-requests")),
-        ("HOOKRELAY__TOPICS__API_KEYS", format!("{p}-keys")),
-        ("HOOKRELAY__TOPICS__PARTITIONS__EVENTS", "6".to_owned()),
-        ("HOOKRELAY__TOPICS__PARTITIONS__RETRY", "3".to_owned()),
-        ("HOOKRELAY__RETRY__TIERS", format!("[{}]", tiers.join(","))),
-        (
-            "HOOKRELAY__DELIVERY__SSRF_ALLOWLIST",
-            r#"["127.0.0.0/8"]"#.to_owned(),
-        ),
-        ("HOOKRELAY__DELIVERY__ENDPOINT_RATE_LIMIT", "0".to_owned()),
-        ("HOOKRELAY__DELIVERY__TIMEOUT", "2s".to_owned()),
-        ("HOOKRELAY__SHUTDOWN__DRAIN_TIMEOUT", "5s".to_owned()),
-        ("HOOKRELAY__API__ENABLED", "false".to_owned()),
-        // Fail over quickly when an instance is killed.
-        (
-            "HOOKRELAY__KAFKA__PROPERTIES__SESSION.TIMEOUT.MS",
-            "6000".to_owned(),
-        ),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect();
-    for (k, v) in overrides {
-        env.push(((*k).to_owned(), (*v).to_owned()));
-    }
+        .chain(overrides)
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    );
     let config = Config::load_from(None, &env).expect("the scenario's config is valid");
     (config, dir)
 }

@@ -12,6 +12,8 @@
 //!   FAULTS_SOAK_MINUTES=600 FAULTS_SOAK_RATE=500 cargo test --release --test faults -- --ignored soak --nocapture
 
 mod cluster;
+#[path = "../support/isolated_env.rs"]
+mod isolated_env;
 mod ledger;
 mod load;
 

@@ -18,58 +18,34 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::common::{self, unique};
+use crate::isolated_env::isolated_env;
 
 /// A config for one test: unique topic names and group, tiers in seconds.
 pub fn test_config(tiers_secs: &[u64], overrides: &[(&str, &str)]) -> (Config, tempfile::TempDir) {
-    let p = unique("hr");
     let dir = tempfile::tempdir().expect("tempdir");
-    let tiers: Vec<String> = tiers_secs
-        .iter()
-        .enumerate()
-        .map(|(i, s)| format!(r#"{{topic="{p}-retry-{i}",delay="{s}s"}}"#))
-        .collect();
-    let mut env: Vec<(String, String)> = [
-        ("HOOKRELAY__KAFKA__BOOTSTRAP_SERVERS", common::bootstrap()),
-        ("HOOKRELAY__KAFKA__GROUP_ID", format!("{p}-group")),
-        ("HOOKRELAY__TOPICS__REPLICATION_FACTOR", "1".to_owned()),
-        ("HOOKRELAY__TOPICS__EVENTS", format!("{p}-events")),
-        ("HOOKRELAY__TOPICS__SUBSCRIPTIONS", format!("{p}-subs")),
-        ("HOOKRELAY__TOPICS__INVALID", format!("{p}-invalid")),
-        ("HOOKRELAY__TOPICS__DEAD_LETTER", format!("{p}-dlq")),
-        ("HOOKRELAY__TOPICS__ATTEMPTS", format!("{p}-attempts")),
-        (
-            "HOOKRELAY__TOPICS__NOTIFICATIONS",
-            format!("{p}-notifications"),
-        ),
-        ("HOOKRELAY__TOPICS__REQUESTS", format!("{p}-requests")),
-        ("HOOKRELAY__TOPICS__API_KEYS", format!("{p}-api-keys")),
-        ("HOOKRELAY__TOPICS__PARTITIONS__EVENTS", "4".to_owned()),
-        (
-            "HOOKRELAY__TOPICS__PARTITIONS__SUBSCRIPTIONS",
-            "2".to_owned(),
-        ),
-        ("HOOKRELAY__TOPICS__PARTITIONS__RETRY", "2".to_owned()),
-        ("HOOKRELAY__RETRY__TIERS", format!("[{}]", tiers.join(","))),
-        (
-            "HOOKRELAY__DELIVERY__SSRF_ALLOWLIST",
-            r#"["127.0.0.0/8"]"#.to_owned(),
-        ),
-        ("HOOKRELAY__DELIVERY__ENDPOINT_RATE_LIMIT", "0".to_owned()),
-        ("HOOKRELAY__ADMIN__LISTEN", "127.0.0.1:0".to_owned()),
-        ("HOOKRELAY__SHUTDOWN__DRAIN_TIMEOUT", "5s".to_owned()),
-        (
-            "HOOKRELAY__SUBSCRIPTIONS__DATA_DIR",
-            dir.path().join("subs").display().to_string(),
-        ),
-        // Test receivers are plain http on loopback.
-        ("HOOKRELAY__API__HTTPS_REQUIRED", "false".to_owned()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect();
-    for (k, v) in overrides {
-        env.push(((*k).to_owned(), (*v).to_owned()));
-    }
+    let delays: Vec<String> = tiers_secs.iter().map(|s| format!("{s}s")).collect();
+    let mut env = isolated_env(&unique("hr"), &common::bootstrap(), &delays);
+    env.extend(
+        [
+            ("HOOKRELAY__TOPICS__PARTITIONS__EVENTS", "4".to_owned()),
+            (
+                "HOOKRELAY__TOPICS__PARTITIONS__SUBSCRIPTIONS",
+                "2".to_owned(),
+            ),
+            ("HOOKRELAY__TOPICS__PARTITIONS__RETRY", "2".to_owned()),
+            ("HOOKRELAY__ADMIN__LISTEN", "127.0.0.1:0".to_owned()),
+            ("HOOKRELAY__SHUTDOWN__DRAIN_TIMEOUT", "5s".to_owned()),
+            (
+                "HOOKRELAY__SUBSCRIPTIONS__DATA_DIR",
+                dir.path().join("subs").display().to_string(),
+            ),
+            // Test receivers are plain http on loopback.
+            ("HOOKRELAY__API__HTTPS_REQUIRED", "false".to_owned()),
+        ]
+        .into_iter()
+        .chain(overrides.iter().map(|(k, v)| (*k, (*v).to_owned())))
+        .map(|(k, v)| (k.to_owned(), v)),
+    );
     let config = Config::load_from(None, &env).expect("test config is valid");
     (config, dir)
 }

@@ -5,6 +5,8 @@
 
 mod common;
 mod harness;
+#[path = "../support/isolated_env.rs"]
+mod isolated_env;
 mod pyserver;
 mod receiver;
 mod smtp;
