@@ -180,7 +180,104 @@ async fn a_throttled_or_slow_endpoint_never_stalls_other_accounts() {
         app.metric("hookrelay_deliveries_total", "outcome=\"retry_scheduled\"") > 0.0,
         "what the slow endpoints could not hold went to a retry tier"
     );
+    // Each was judged slow for its own reason: the rate limit, and every slot held for 2 s.
+    let slow = |reason: &str| {
+        app.metric(
+            "hookrelay_endpoints_slow_total",
+            &format!("reason=\"{reason}\""),
+        )
+    };
+    assert!(slow("throttled") > 0.0, "the rate-limited endpoint");
+    assert!(
+        slow("hanging") + slow("lagging") > 0.0,
+        "the endpoint answering after 2 s"
+    );
+    assert_eq!(slow("failing"), 0.0, "no endpoint failed");
     app.stop().await.expect("clean stop");
+}
+
+/// Scenario 1b. One request of an endpoint answering in 2 ms takes 4 s (a retransmitted SYN,
+/// a GC pause at the receiver) while a bulk import keeps every send slot busy: the other
+/// slots keep turning over, so the endpoint is not judged slow and nothing waits in a retry
+/// tier. (Judged by the oldest request in flight, it would have been "hanging" after 1 s.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_stalled_request_does_not_make_an_endpoint_slow() {
+    let receiver = Receiver::start().await;
+    let (config, _dir) = test_config(&[60], &[("HOOKRELAY__DELIVERY__ENDPOINT_BACKLOG", "300")]);
+    harness::create_topics(&config).await;
+    let hold = Duration::from_secs(4);
+    let mut stalling = endpoint(
+        "ep_stall",
+        "acc_stall",
+        &receiver.endpoint(
+            "stall",
+            Behavior::StallOnce {
+                nth: 10,
+                delay: hold,
+                others: Duration::from_millis(2),
+            },
+        ),
+        &[],
+        &secret(),
+    );
+    stalling.batching.enabled = false;
+    publish_endpoints(&config, &[stalling]).await;
+    // A backlog that takes seconds to send, so the endpoint has work queued all the while.
+    let ids = produce_to(&config.topics.events, 0, "acc_stall", 0..5000).await;
+    let app = RunningApp::start(config.clone()).await;
+    let expected: BTreeSet<(String, String)> =
+        ids.into_iter().map(|id| (id, "stall".to_owned())).collect();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let slow = app.metric("hookrelay_endpoints_slow_total", "");
+        assert_eq!(
+            slow,
+            0.0,
+            "the endpoint was judged slow:\n{}",
+            slow_lines(&app)
+        );
+        let pairs = receiver.pairs();
+        if expected.iter().all(|p| pairs.contains_key(p)) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not every event delivered in 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let received = receiver.received_by("stall");
+    let stalled = received.get(9).map(|r| r.at).expect("a 10th request");
+    // Past HANG_AFTER (1 s) of the held request, while it was still held.
+    let later = received
+        .iter()
+        .filter(|r| r.at > stalled + Duration::from_millis(1200) && r.at < stalled + hold)
+        .count();
+    assert!(
+        later > 0,
+        "the backlog was sent before the held request was 1.2 s old: the test did not load the endpoint"
+    );
+    assert_eq!(
+        app.metric("hookrelay_endpoints_slow_total", ""),
+        0.0,
+        "{}",
+        slow_lines(&app)
+    );
+    assert_eq!(
+        app.metric("hookrelay_deliveries_total", "outcome=\"retry_scheduled\""),
+        0.0,
+        "an event of a quick endpoint waited in a retry tier"
+    );
+    app.stop().await.expect("clean stop");
+}
+
+/// The `hookrelay_endpoints_slow_total` series, for a failure message.
+fn slow_lines(app: &RunningApp) -> String {
+    app.metrics_text()
+        .lines()
+        .filter(|l| l.starts_with("hookrelay_endpoints_slow_total"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Scenario 2. SIGTERM-style stop with a record waiting in a 24 h tier and requests in

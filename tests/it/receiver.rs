@@ -36,6 +36,13 @@ pub enum Behavior {
         delay: Duration,
         status: u16,
     },
+    /// Answers the `nth` request (from 1) with 200 after `delay`, every other one after
+    /// `others`.
+    StallOnce {
+        nth: u32,
+        delay: Duration,
+        others: Duration,
+    },
     /// Answers `status` with this `Retry-After` value to the first `times` requests, then 200.
     RetryAfter {
         status: u16,
@@ -223,6 +230,13 @@ async fn handle(
             Behavior::FailTimes { times, status } if n <= times => Behavior::Status(status),
             Behavior::FailTimes { .. } => Behavior::Healthy,
             Behavior::RetryAfter { times, .. } if n > times => Behavior::Healthy,
+            Behavior::StallOnce { nth, delay, .. } if n == nth => {
+                Behavior::Slow { delay, status: 200 }
+            }
+            Behavior::StallOnce { others, .. } => Behavior::Slow {
+                delay: others,
+                status: 200,
+            },
             Behavior::Script(statuses) => statuses
                 .get(n as usize - 1)
                 .map_or(Behavior::Healthy, |s| Behavior::Status(*s)),
@@ -231,9 +245,10 @@ async fn handle(
     };
     let status = |s: u16| StatusCode::from_u16(s).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     match behavior {
-        Behavior::Healthy | Behavior::FailTimes { .. } | Behavior::Script(_) => {
-            StatusCode::OK.into_response()
-        }
+        Behavior::Healthy
+        | Behavior::FailTimes { .. }
+        | Behavior::Script(_)
+        | Behavior::StallOnce { .. } => StatusCode::OK.into_response(),
         Behavior::Status(s) => status(s).into_response(),
         Behavior::Hang => {
             tokio::time::sleep(Duration::from_secs(3600)).await;
