@@ -40,6 +40,8 @@ mod isolated_env;
 use isolated_env::isolated_env;
 #[path = "load/latency.rs"]
 mod latency;
+#[path = "load/timeline.rs"]
+mod timeline;
 
 // The allocator the hookrelay binary uses, for the in-process scenarios and the bare client
 // alike.

@@ -3,6 +3,12 @@
 //! Each event id carries the microsecond it was handed to the producer; the sink reads it
 //! back, so the latency is produce → the sink's 2xx (the time the response is written).
 //!
+//! Before the timed window, one untimed event per account goes through (the consumer
+//! assigned, the sinks' connections open: a service that has been running) and the time it
+//! took is printed apart. After each run, `timeline` prints where the deliveries slower than
+//! 30 ms were produced, second by second, beside what the machine, hookrelay and the broker
+//! did in those seconds.
+//!
 //! Settings: LOAD_RATES (events/s, default `1000,3000,5000`), LOAD_SECONDS (per run, default
 //! 60), LOAD_BATCHING (`off,on`), LOAD_ACCOUNTS (default 50; each has 3 endpoints),
 //! LOAD_PRODUCE_ONLY (set: no hookrelay, to measure what the input producer alone costs the
@@ -35,8 +41,11 @@ fn micros() -> u64 {
 struct Sink {
     deliveries: Arc<AtomicU64>,
     requests: Arc<AtomicU64>,
-    /// produce → 2xx, microseconds, one per delivered event.
-    latencies: Arc<Mutex<Vec<u32>>>,
+    /// Deliveries of the warm-up round (ids `evt_w…`), which are not timed.
+    warm_up: Arc<AtomicU64>,
+    /// (the harness second it was produced in, produce → 2xx in microseconds), one per
+    /// delivered event.
+    latencies: Arc<Mutex<Vec<(u32, u32)>>>,
 }
 
 async fn start_sink(sink: Sink) -> std::net::SocketAddr {
@@ -57,8 +66,12 @@ async fn start_sink(sink: Sink) -> std::net::SocketAddr {
                         .ok()
                         .and_then(|s| s.parse().ok())
                         .unwrap_or(now);
-                    samples.push(now.saturating_sub(sent).min(u64::from(u32::MAX)) as u32);
+                    let latency = now.saturating_sub(sent).min(u64::from(u32::MAX)) as u32;
+                    samples.push(((sent / 1_000_000) as u32, latency));
                     found += 1;
+                }
+                if find(&body, b"\"id\":\"evt_w").is_some() {
+                    sink.warm_up.fetch_add(1, Ordering::Relaxed);
                 }
                 sink.requests.fetch_add(1, Ordering::Relaxed);
                 sink.deliveries.fetch_add(found, Ordering::Relaxed);
@@ -128,6 +141,24 @@ pub(super) fn broker_pid() -> Option<u32> {
         .ok()
 }
 
+/// Queues one event of account `acc_lat<account>`; `index` picks its type.
+fn send(
+    producer: &rdkafka::producer::FutureProducer,
+    topic: &str,
+    id: String,
+    account: usize,
+    index: usize,
+) {
+    let account = format!("acc_lat{account}");
+    let t = hookrelay::event::EventType::ALL[index % hookrelay::event::EventType::ALL.len()];
+    let event = hookrelay::event::sample(EventId::new(id), t, AccountId::new(account.clone()));
+    let payload = encode_avro(&event).expect("encode");
+    super::queue(
+        producer,
+        FutureRecord::to(topic).key(&account).payload(&payload),
+    );
+}
+
 fn percentile(sorted: &[u32], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
@@ -159,6 +190,11 @@ async fn run(rate: f64, seconds: u64, batching: bool, accounts: usize) {
         .create()
         .expect("producer");
     publish_endpoints(&producer, &config, addr, "lat", "lat", accounts, FAN_OUT).await;
+    // A licensing system's producer knows where the events topic lives long before this
+    // run; without the lookup, the first events wait for it (about 100 ms).
+    rdkafka::producer::Producer::client(&producer)
+        .fetch_metadata(Some(&config.topics.events), Duration::from_secs(10))
+        .expect("events topic metadata");
     let produce_only = std::env::var_os("LOAD_PRODUCE_ONLY").is_some();
     let binary = if produce_only {
         "sleep"
@@ -189,7 +225,35 @@ async fn run(rate: f64, seconds: u64, batching: bool, accounts: usize) {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    if !produce_only {
+        // Untimed: one event per account, so the timed window starts with the consumer
+        // assigned and the sinks' connections open, as in a service that has been running.
+        // What the first round waits for is printed apart.
+        let ready_at = Instant::now();
+        for account in 0..accounts {
+            send(
+                &producer,
+                &config.topics.events,
+                format!("evt_w{account}"),
+                account,
+                account,
+            );
+        }
+        while sink.warm_up.load(Ordering::Relaxed) < (accounts * FAN_OUT) as u64 {
+            assert!(
+                ready_at.elapsed() < Duration::from_secs(60),
+                "the warm-up round was not delivered within a minute"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        println!(
+            "  start-up: the first round ({} deliveries, untimed below) arrived {} ms after /readyz",
+            accounts * FAN_OUT,
+            ready_at.elapsed().as_millis()
+        );
+    }
     let broker = broker_pid();
+    let meter = super::timeline::Meter::start(micros, pid, broker);
     let (cpu0, _) = cpu_and_peak(pid);
     let broker_cpu0 = broker.map_or(0.0, |b| cpu_and_peak(b).0);
     let started = Instant::now();
@@ -202,17 +266,8 @@ async fn run(rate: f64, seconds: u64, batching: bool, accounts: usize) {
         tick.tick().await;
         let due = (started.elapsed().as_secs_f64() * rate) as usize;
         while sent < due {
-            let account = format!("acc_lat{}", sent % accounts);
-            let id = EventId::new(format!("evt_t{}n{sent}", micros()));
-            let t = hookrelay::event::EventType::ALL[sent % hookrelay::event::EventType::ALL.len()];
-            let event = hookrelay::event::sample(id, t, AccountId::new(account.clone()));
-            let payload = encode_avro(&event).expect("encode");
-            super::queue(
-                &producer,
-                FutureRecord::to(&config.topics.events)
-                    .key(&account)
-                    .payload(&payload),
-            );
+            let id = format!("evt_t{}n{sent}", micros());
+            send(&producer, &config.topics.events, id, sent % accounts, sent);
             sent += 1;
         }
         let minute = started.elapsed().as_secs() / 60;
@@ -232,12 +287,14 @@ async fn run(rate: f64, seconds: u64, batching: bool, accounts: usize) {
     let elapsed = started.elapsed();
     let (cpu1, peak) = cpu_and_peak(pid);
     let broker_cpu1 = broker.map_or(0.0, |b| cpu_and_peak(b).0);
+    let machine = meter.finish();
     let _ = child.kill();
     let _ = child.wait();
     drop(dir);
     let delivered = sink.deliveries.load(Ordering::Relaxed);
     let requests = sink.requests.load(Ordering::Relaxed);
-    let mut lat = std::mem::take(&mut *sink.latencies.lock().unwrap_or_else(|e| e.into_inner()));
+    let samples = std::mem::take(&mut *sink.latencies.lock().unwrap_or_else(|e| e.into_inner()));
+    let mut lat: Vec<u32> = samples.iter().map(|&(_, l)| l).collect();
     lat.sort_unstable();
     let per_k = |cpu: f64| 1000.0 * cpu / delivered.max(1) as f64;
     println!(
@@ -266,6 +323,8 @@ async fn run(rate: f64, seconds: u64, batching: bool, accounts: usize) {
             String::new()
         }
     );
+    let wall_at_zero = std::time::SystemTime::now() - Duration::from_micros(micros());
+    super::timeline::report(&samples, &machine, 30, wall_at_zero);
 }
 
 pub async fn scenario() {
