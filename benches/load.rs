@@ -244,7 +244,7 @@ async fn scenario(events: usize, endpoints: usize, hanging: usize, batching: boo
     let (stop, stop_rx) = watch::channel(false);
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
     let handle = tokio::spawn(hookrelay::app::run(
-        config,
+        config.clone(),
         registry.clone(),
         stop_rx,
         move |_| {
@@ -312,6 +312,7 @@ async fn scenario(events: usize, endpoints: usize, hanging: usize, batching: boo
     }
     let _ = stop.send(true);
     let _ = tokio::time::timeout(Duration::from_secs(30), handle).await;
+    delete_topics(&config).await;
     Outcome {
         healthy_requests: sinks.healthy.load(Ordering::Relaxed),
         healthy_events: sinks.healthy_events.load(Ordering::Relaxed),
@@ -407,6 +408,24 @@ async fn create_topics(config: &Config) {
     ensure_topics(&admin, &topic_specs(config))
         .await
         .expect("topics");
+}
+
+/// Deletes the topics of a finished round, so that rounds do not pile partitions up on the
+/// broker whose CPU the next round measures (`scripts/kafka sweep` catches what a killed run
+/// leaves).
+async fn delete_topics(config: &Config) {
+    let admin: rdkafka::admin::AdminClient<_> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap())
+        .create()
+        .expect("admin");
+    let names: Vec<String> = topic_specs(config).into_iter().map(|t| t.name).collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    if let Err(e) = admin
+        .delete_topics(&names, &rdkafka::admin::AdminOptions::new())
+        .await
+    {
+        eprintln!("could not delete this round's topics ({e}); `scripts/kafka sweep` will");
+    }
 }
 
 /// Publishes `accounts` × `per_account` endpoints `ep_<name><n>` of accounts
@@ -526,6 +545,7 @@ async fn crash(events: usize, accounts: usize, per_account: usize) -> (u64, u64,
     let _ = child.kill();
     let _ = child.wait();
     drop(dir);
+    delete_topics(&config).await;
     let total = ledger.total.load(Ordering::Relaxed);
     let unique = ledger.pairs.lock().unwrap_or_else(|e| e.into_inner()).len() as u64;
     (total - unique, expected, rate)
@@ -579,6 +599,7 @@ async fn scale(events: usize, accounts: usize, processes: usize) -> f64 {
         let _ = child.wait();
     }
     drop(dir);
+    delete_topics(&config).await;
     rate
 }
 

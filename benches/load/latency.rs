@@ -291,6 +291,7 @@ async fn run(rate: f64, seconds: u64, batching: bool, accounts: usize) {
     let _ = child.kill();
     let _ = child.wait();
     drop(dir);
+    super::delete_topics(&config).await;
     let delivered = sink.deliveries.load(Ordering::Relaxed);
     let requests = sink.requests.load(Ordering::Relaxed);
     let samples = std::mem::take(&mut *sink.latencies.lock().unwrap_or_else(|e| e.into_inner()));
