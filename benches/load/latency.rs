@@ -5,7 +5,8 @@
 //!
 //! Before the timed window, one untimed event per account goes through (the consumer
 //! assigned, the sinks' connections open: a service that has been running) and the time it
-//! took is printed apart. After each run, `timeline` prints where the deliveries slower than
+//! took is printed apart; LOAD_WARM_ROUNDS (default 1) sends that many per account at once,
+//! which leaves that many pooled connections per endpoint. After each run, `timeline` prints where the deliveries slower than
 //! 30 ms were produced, second by second, beside what the machine, hookrelay and the broker
 //! did in those seconds.
 //!
@@ -230,16 +231,19 @@ async fn run(rate: f64, seconds: u64, batching: bool, accounts: usize) {
         // assigned and the sinks' connections open, as in a service that has been running.
         // What the first round waits for is printed apart.
         let ready_at = Instant::now();
-        for account in 0..accounts {
+        for i in 0..accounts * super::env_usize("LOAD_WARM_ROUNDS", 1) {
+            let account = i % accounts;
             send(
                 &producer,
                 &config.topics.events,
-                format!("evt_w{account}"),
+                format!("evt_w{i}"),
                 account,
                 account,
             );
         }
-        while sink.warm_up.load(Ordering::Relaxed) < (accounts * FAN_OUT) as u64 {
+        while sink.warm_up.load(Ordering::Relaxed)
+            < (accounts * FAN_OUT * super::env_usize("LOAD_WARM_ROUNDS", 1)) as u64
+        {
             assert!(
                 ready_at.elapsed() < Duration::from_secs(60),
                 "the warm-up round was not delivered within a minute"
