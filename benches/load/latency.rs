@@ -6,9 +6,9 @@
 //! Before the timed window, one untimed event per account goes through (the consumer
 //! assigned, the sinks' connections open: a service that has been running) and the time it
 //! took is printed apart; LOAD_WARM_ROUNDS (default 1) sends that many per account at once,
-//! which leaves that many pooled connections per endpoint. After each run, `timeline` prints where the deliveries slower than
-//! 30 ms were produced, second by second, beside what the machine, hookrelay and the broker
-//! did in those seconds.
+//! which leaves about that many pooled connections per endpoint. After each run, `timeline`
+//! prints where the deliveries slower than 30 ms were produced, second by second, beside
+//! what the machine, hookrelay and the broker did in those seconds.
 //!
 //! Settings: LOAD_RATES (events/s, default `1000,3000,5000`), LOAD_SECONDS (per run, default
 //! 60), LOAD_BATCHING (`off,on`), LOAD_ACCOUNTS (default 50; each has 3 endpoints),
@@ -71,9 +71,8 @@ async fn start_sink(sink: Sink) -> std::net::SocketAddr {
                     samples.push(((sent / 1_000_000) as u32, latency));
                     found += 1;
                 }
-                if find(&body, b"\"id\":\"evt_w").is_some() {
-                    sink.warm_up.fetch_add(1, Ordering::Relaxed);
-                }
+                let warm = super::memchr_count(&body, b"\"id\":\"evt_w");
+                sink.warm_up.fetch_add(warm as u64, Ordering::Relaxed);
                 sink.requests.fetch_add(1, Ordering::Relaxed);
                 sink.deliveries.fetch_add(found, Ordering::Relaxed);
                 sink.latencies
@@ -227,11 +226,12 @@ async fn run(rate: f64, seconds: u64, batching: bool, accounts: usize) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     if !produce_only {
-        // Untimed: one event per account, so the timed window starts with the consumer
-        // assigned and the sinks' connections open, as in a service that has been running.
-        // What the first round waits for is printed apart.
+        // Untimed: one event per account (per round), so the timed window starts with the
+        // consumer assigned and the sinks' connections open, as in a service that has been
+        // running. What the warm-up waits for is printed apart.
         let ready_at = Instant::now();
-        for i in 0..accounts * super::env_usize("LOAD_WARM_ROUNDS", 1) {
+        let warm_up = accounts * FAN_OUT * super::env_usize("LOAD_WARM_ROUNDS", 1);
+        for i in 0..warm_up / FAN_OUT {
             let account = i % accounts;
             send(
                 &producer,
@@ -241,9 +241,7 @@ async fn run(rate: f64, seconds: u64, batching: bool, accounts: usize) {
                 account,
             );
         }
-        while sink.warm_up.load(Ordering::Relaxed)
-            < (accounts * FAN_OUT * super::env_usize("LOAD_WARM_ROUNDS", 1)) as u64
-        {
+        while sink.warm_up.load(Ordering::Relaxed) < warm_up as u64 {
             assert!(
                 ready_at.elapsed() < Duration::from_secs(60),
                 "the warm-up round was not delivered within a minute"
@@ -251,8 +249,7 @@ async fn run(rate: f64, seconds: u64, batching: bool, accounts: usize) {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         println!(
-            "  start-up: the first round ({} deliveries, untimed below) arrived {} ms after /readyz",
-            accounts * FAN_OUT,
+            "  start-up: the warm-up ({warm_up} deliveries, untimed below) arrived {} ms after /readyz",
             ready_at.elapsed().as_millis()
         );
     }

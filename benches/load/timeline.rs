@@ -87,9 +87,9 @@ fn steal_ms() -> u64 {
 }
 
 /// Prints where the deliveries slower than `slow_ms` were produced, second by second, beside
-/// what the machine did then. `samples` are (produce second, latency µs) pairs; `wall_at_zero` is
-/// the wall-clock time of harness second 0, to line the worst seconds up with the broker's GC
-/// log.
+/// what the machine did then. `samples` are (produce second, latency µs) pairs;
+/// `wall_at_zero` is the wall-clock time of harness second 0, to line the worst seconds up
+/// with the broker's GC log.
 pub(super) fn report(
     samples: &[(u32, u32)],
     machine: &[Second],
