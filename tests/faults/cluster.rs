@@ -81,6 +81,9 @@ struct Instance {
 /// hookrelay instances in one consumer group.
 pub struct Fleet {
     instances: Vec<Instance>,
+    /// `HOOKRELAY_LOG` of the instances: errors only, unless `FAULTS_CHILD_LOG` or
+    /// [`Fleet::logging`] says otherwise.
+    log: String,
 }
 
 fn free_port() -> u16 {
@@ -109,7 +112,15 @@ impl Fleet {
                 }
             })
             .collect();
-        Fleet { instances }
+        let log = std::env::var("FAULTS_CHILD_LOG").unwrap_or_else(|_| "error".to_owned());
+        Fleet { instances, log }
+    }
+
+    /// Instances started from now on log at `filter` (their stderr is the suite's log, shown
+    /// in full when the suite fails).
+    pub fn logging(mut self, filter: &str) -> Fleet {
+        filter.clone_into(&mut self.log);
+        self
     }
 
     pub fn len(&self) -> usize {
@@ -125,10 +136,7 @@ impl Fleet {
         let child = Command::new(env!("CARGO_BIN_EXE_hookrelay"))
             .args(["run", "--config"])
             .arg(&instance.file)
-            .env(
-                "HOOKRELAY_LOG",
-                std::env::var("FAULTS_CHILD_LOG").unwrap_or_else(|_| "error".to_owned()),
-            )
+            .env("HOOKRELAY_LOG", &self.log)
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()

@@ -260,7 +260,9 @@ async fn broker_restart() {
     let flaky = register(&ledger, "acc_b0", "bflaky", Behavior::Status(503));
     publish_all(&config, std::slice::from_ref(&flaky)).await;
     accounts[0].accepting.push("bflaky".to_owned());
-    let mut fleet = Fleet::new(&config, dir.path(), 1);
+    // Warnings too: how readiness went and came back ("no broker is reachable", "a broker
+    // is reachable again", client errors) is what a failure here needs to be read.
+    let mut fleet = Fleet::new(&config, dir.path(), 1).logging("warn");
     fleet.start_all_ready().await;
     let rate = 50.0;
     let duration = window(40.0);
