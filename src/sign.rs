@@ -172,21 +172,34 @@ fn keyed_mac(key: &[u8]) -> HmacSha256 {
 /// The `webhook-signature` value: one `v1,<base64>` entry per key, in the order given,
 /// separated by single spaces.
 pub fn signature_header(msg_id: &str, timestamp: i64, body: &[u8], keys: &[SigningKey]) -> String {
-    let timestamp = timestamp.to_string();
     // "v1," + 44 base64 characters for 32 bytes, plus the separating space.
     let mut header = String::with_capacity(keys.len() * 48);
-    for (i, key) in keys.iter().enumerate() {
+    push_signatures(
+        &mut header,
+        msg_id,
+        &timestamp.to_string(),
+        body,
+        keys.iter(),
+    );
+    header
+}
+
+/// Appends one `v1,<base64>` entry per key to `header`, space-separated.
+fn push_signatures<'k>(
+    header: &mut String,
+    msg_id: &str,
+    timestamp: &str,
+    body: &[u8],
+    keys: impl Iterator<Item = &'k SigningKey>,
+) {
+    for (i, key) in keys.enumerate() {
         if i > 0 {
             header.push(' ');
         }
         header.push_str("v1,");
-        let tag = key
-            .mac_content(msg_id, &timestamp, body)
-            .finalize()
-            .into_bytes();
-        STANDARD.encode_string(tag, &mut header);
+        let tag = key.mac_content(msg_id, timestamp, body).finalize();
+        STANDARD.encode_string(tag.into_bytes(), header);
     }
-    header
 }
 
 /// The seed article's `X-Signature-SHA256`: lowercase hex HMAC-SHA256 of the raw body.
@@ -198,9 +211,20 @@ pub fn signature_header(msg_id: &str, timestamp: i64, body: &[u8], keys: &[Signi
 /// so it does not protect against replay; receivers that can should verify
 /// `webhook-signature` with [`verify`] instead.
 pub fn seed_signature(secret: &Secret, body: &[u8]) -> String {
-    let mut mac = keyed_mac(secret.expose().as_bytes());
+    seed_with(&keyed_mac(secret.expose().as_bytes()), body)
+}
+
+/// [`seed_signature`] with the secret's text already keyed.
+fn seed_with(key: &HmacSha256, body: &[u8]) -> String {
+    let mut mac = key.clone();
     mac.update(body);
     hex::encode(mac.finalize().into_bytes())
+}
+
+/// Whether a secret that stops signing at `expires_at_ms` (`None`: the current secret, which
+/// never does) signs a request made at `now_ms`. The one rule for which secrets sign.
+pub fn still_signs(expires_at_ms: Option<i64>, now_ms: i64) -> bool {
+    expires_at_ms.is_none_or(|at| at > now_ms)
 }
 
 /// The four signature headers of one delivery attempt.
@@ -225,17 +249,7 @@ impl SignedHeaders {
         body: &[u8],
         secrets: &[Secret],
     ) -> Result<Self, SignError> {
-        let newest = secrets.first().ok_or(SignError::NoSecrets)?;
-        let keys = secrets
-            .iter()
-            .map(SigningKey::from_secret)
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Self {
-            webhook_id: msg_id.to_owned(),
-            webhook_timestamp: timestamp.to_string(),
-            webhook_signature: signature_header(msg_id, timestamp, body, &keys),
-            x_signature_sha256: seed_signature(newest, body),
-        })
+        Signer::new(secrets.iter().map(|s| (s, None))).sign_at(msg_id, timestamp, i64::MIN, body)
     }
 
     /// The headers as (name, value) pairs, ready to add to a request.
@@ -288,35 +302,42 @@ impl Signer {
         Self { secrets }
     }
 
-    /// Signs one attempt made at `now_ms` with every secret still active then, as
+    /// Signs one attempt made at `now_ms` with every secret that [`still_signs`] then, as
     /// [`SignedHeaders::new`] does with those secrets.
     pub fn sign(&self, msg_id: &str, now_ms: i64, body: &[u8]) -> Result<SignedHeaders, SignError> {
-        let timestamp = (now_ms / 1000).to_string();
-        let mut signature = String::with_capacity(48);
-        let mut seed = None;
-        for secret in self
-            .secrets
-            .iter()
-            .filter(|s| s.expires_at_ms.is_none_or(|at| at > now_ms))
-        {
-            let (key, seed_key) = secret.keys.as_ref().map_err(Clone::clone)?;
-            if seed.is_none() {
-                let mut mac = seed_key.clone();
-                mac.update(body);
-                seed = Some(hex::encode(mac.finalize().into_bytes()));
-            } else {
-                signature.push(' ');
-            }
-            signature.push_str("v1,");
-            let tag = key.mac_content(msg_id, &timestamp, body).finalize();
-            STANDARD.encode_string(tag.into_bytes(), &mut signature);
+        self.sign_at(msg_id, now_ms.div_euclid(1000), now_ms, body)
+    }
+
+    /// Signs with `timestamp` (unix seconds) in the headers and the secrets active at
+    /// `now_ms`. An unusable active secret fails the request; an expired one does not.
+    fn sign_at(
+        &self,
+        msg_id: &str,
+        timestamp: i64,
+        now_ms: i64,
+        body: &[u8],
+    ) -> Result<SignedHeaders, SignError> {
+        let active = || {
+            self.secrets
+                .iter()
+                .filter(move |s| still_signs(s.expires_at_ms, now_ms))
+        };
+        let mut newest = None;
+        for secret in active() {
+            let keys = secret.keys.as_ref().map_err(Clone::clone)?;
+            newest.get_or_insert(keys);
         }
-        let x_signature_sha256 = seed.ok_or(SignError::NoSecrets)?;
+        // The seed header has room for one signature: the newest secret's.
+        let (_, seed_key) = newest.ok_or(SignError::NoSecrets)?;
+        let timestamp = timestamp.to_string();
+        let mut signature = String::with_capacity(48);
+        let keys = active().filter_map(|s| s.keys.as_ref().ok().map(|(key, _)| key));
+        push_signatures(&mut signature, msg_id, &timestamp, body, keys);
         Ok(SignedHeaders {
             webhook_id: msg_id.to_owned(),
             webhook_timestamp: timestamp,
             webhook_signature: signature,
-            x_signature_sha256,
+            x_signature_sha256: seed_with(seed_key, body),
         })
     }
 }

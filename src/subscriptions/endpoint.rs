@@ -183,7 +183,7 @@ impl Endpoint {
     pub fn active_secrets(&self, now_ms: i64) -> impl Iterator<Item = &Secret> {
         self.secrets
             .iter()
-            .filter(move |s| s.expires_at_ms.is_none_or(|at| at > now_ms))
+            .filter(move |s| crate::sign::still_signs(s.expires_at_ms, now_ms))
             .map(|s| &s.secret)
     }
 
