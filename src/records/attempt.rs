@@ -298,6 +298,26 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_single_event_borrowed_encodes_as_a_one_item_list() {
+        // Dispatch logs an unbatched request with `Strings::One`, not a slice.
+        let one = AttemptRecord {
+            event_ids: vec!["evt_1".into()],
+            event_types: vec!["license.created".into()],
+            ..sample()
+        };
+        let line = AttemptLine {
+            event_ids: Strings::One("evt_1"),
+            event_types: Strings::One("license.created"),
+            ..one.line()
+        };
+        let schema = AttemptRecord::schema().get().expect("schema");
+        assert_eq!(
+            line.to_avro().expect("direct"),
+            schema.encode(&one).expect("library")
+        );
+    }
+
+    #[test]
     fn round_trips_with_and_without_optional_fields() {
         let a = sample();
         assert_eq!(AttemptRecord::from_avro(&a.to_avro().unwrap()).unwrap(), a);

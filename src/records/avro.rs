@@ -659,8 +659,6 @@ impl EmbeddedSchema {
     }
 }
 
-/// `to_avro`, `from_avro` and `schema` for a record type whose versions live in `$schema`
-/// (an [`EmbeddedSchema`] static), so each record file states only its fields.
 /// Avro's binary encoding of the types hot records use, for writers that skip the generic
 /// serde path (see [`AttemptRecord::to_avro`](super::AttemptRecord::to_avro)). Each writer
 /// is checked against apache-avro's output by the record's tests.
@@ -705,6 +703,8 @@ pub(crate) mod wire {
     }
 }
 
+/// `to_avro`, `from_avro` and `schema` for a record type whose versions live in `$schema`
+/// (an [`EmbeddedSchema`] static), so each record file states only its fields.
 macro_rules! avro_record {
     ($record:ty, $schema:path) => {
         impl $record {
