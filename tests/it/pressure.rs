@@ -176,27 +176,29 @@ async fn a_throttled_or_slow_endpoint_never_stalls_other_accounts() {
     // Each bulk endpoint holds at most its backlog (300) in memory; the rest waits in a
     // retry tier, so the whole process stays far below 3,000.
     assert!(peak <= 2.0 * 300.0 + 200.0, "peak in flight {peak}");
-    assert!(
-        app.metric("hookrelay_deliveries_total", "outcome=\"retry_scheduled\"") > 0.0,
-        "what the slow endpoints could not hold went to a retry tier"
-    );
-    // Each was judged slow for its own reason: the rate limit, and every slot held for 2 s.
+    // Each was judged slow for its own reason (the rate limit; every slot held for 2 s), and
+    // what it could not hold went to a retry tier.
     let slow = |reason: &str| {
         app.metric(
             "hookrelay_endpoints_slow_total",
             &format!("reason=\"{reason}\""),
         )
     };
-    assert!(slow("throttled") > 0.0, "the rate-limited endpoint");
-    assert!(
-        slow("hanging") + slow("lagging") > 0.0,
-        "the endpoint answering after 2 s"
-    );
+    eventually(
+        Duration::from_secs(30),
+        "both bulk endpoints judged slow and their excess in a retry tier",
+        || {
+            slow("throttled") > 0.0
+                && slow("hanging") + slow("lagging") > 0.0
+                && app.metric("hookrelay_deliveries_total", "outcome=\"retry_scheduled\"") > 0.0
+        },
+    )
+    .await;
     assert_eq!(slow("failing"), 0.0, "no endpoint failed");
     app.stop().await.expect("clean stop");
 }
 
-/// Scenario 1b. One request of an endpoint answering in 2 ms takes 4 s (a retransmitted SYN,
+/// Scenario 1b. One request of an endpoint answering in 2 ms takes 3 s (a retransmitted SYN,
 /// a GC pause at the receiver) while a bulk import keeps every send slot busy: the other
 /// slots keep turning over, so the endpoint is not judged slow and nothing waits in a retry
 /// tier. (Judged by the oldest request in flight, it would have been "hanging" after 1 s.)
@@ -205,7 +207,8 @@ async fn one_stalled_request_does_not_make_an_endpoint_slow() {
     let receiver = Receiver::start().await;
     let (config, _dir) = test_config(&[60], &[("HOOKRELAY__DELIVERY__ENDPOINT_BACKLOG", "300")]);
     harness::create_topics(&config).await;
-    let hold = Duration::from_secs(4);
+    // Well inside the 5 s request timeout, even on a loaded machine.
+    let hold = Duration::from_secs(3);
     let mut stalling = endpoint(
         "ep_stall",
         "acc_stall",
@@ -236,13 +239,15 @@ async fn one_stalled_request_does_not_make_an_endpoint_slow() {
             "the endpoint was judged slow:\n{}",
             slow_lines(&app)
         );
+        // Received by the endpoint, and settled as delivered (the held one too).
         let pairs = receiver.pairs();
-        if expected.iter().all(|p| pairs.contains_key(p)) {
+        let settled = app.metric("hookrelay_deliveries_total", "outcome=\"delivered\"");
+        if expected.iter().all(|p| pairs.contains_key(p)) && settled >= expected.len() as f64 {
             break;
         }
         assert!(
             Instant::now() < deadline,
-            "not every event delivered in 60 s"
+            "not every event delivered in 60 s ({settled} settled as delivered)"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
