@@ -5,7 +5,7 @@
 //! The poll loop never waits for capacity: what cannot be taken now stays in Kafka (the
 //! partition is paused, and the record it could not take is sought back to), or goes to a
 //! retry tier when its endpoint is slow. Offsets are committed from the
-//! [`OffsetBook`] every half second, on revoke and at shutdown, with commit metadata that
+//! [`OffsetBook`] every 200 ms, on revoke and at shutdown, with commit metadata that
 //! lets the next owner skip what already settled (see [`crate::offsets::metadata`]).
 
 use std::collections::{HashMap, HashSet, VecDeque};
