@@ -13,7 +13,7 @@
 //! `throughput,isolation,crash,latency,scale`; default the first three: `latency` takes
 //! minutes and has settings of its own, see `load/latency.rs`; `scale` drains a backlog with
 //! one and with two processes in one group), LOAD_BINARY (the hookrelay binary the crash
-//! scenario kills; default this build's, another path measures an older build).
+//! and latency scenarios run; default this build's, another path measures an older build).
 //! `HOOKRELAY__…` variables in the environment override the scenarios' hookrelay settings.
 //! Each scenario uses fresh topics. Prints one line per scenario and the ratios.
 

@@ -196,10 +196,13 @@ async fn run(rate: f64, seconds: u64, batching: bool, accounts: usize) {
         .fetch_metadata(Some(&config.topics.events), Duration::from_secs(10))
         .expect("events topic metadata");
     let produce_only = std::env::var_os("LOAD_PRODUCE_ONLY").is_some();
+    // `LOAD_BINARY` runs another build (an A/B against the one just built).
+    let built =
+        std::env::var("LOAD_BINARY").unwrap_or_else(|_| env!("CARGO_BIN_EXE_hookrelay").to_owned());
     let binary = if produce_only {
         "sleep"
     } else {
-        env!("CARGO_BIN_EXE_hookrelay")
+        built.as_str()
     };
     let mut child = std::process::Command::new(binary)
         .arg(if produce_only { "3600" } else { "run" })
