@@ -21,6 +21,7 @@ use crate::dispatch::client::HttpSender;
 use crate::dispatch::{Dispatcher, Shared};
 use crate::event::EventDecoder;
 use crate::ingest::consumer::{Ingest, IngestParts, IngestTopics};
+use crate::ingest::resting;
 use crate::kafka;
 use crate::lifecycle::{Readiness, stopped};
 use crate::notify::Notifier;
@@ -161,6 +162,13 @@ pub async fn run(
             tiers: config.retry.tiers.iter().map(|t| t.topic.clone()).collect(),
             requests: config.topics.requests.clone(),
         },
+        rests: config
+            .retry
+            .tiers
+            .iter()
+            .filter_map(|t| Some((t.topic.clone(), resting::tier_rest(t.delay)?)))
+            .chain([(config.topics.requests.clone(), resting::REQUESTS_REST)])
+            .collect(),
         decoder: EventDecoder::new(&config.codec).context("codec.confluent_schema_ids")?,
         registry: if config.codec.schema_registry.enabled() {
             Some(Arc::new(

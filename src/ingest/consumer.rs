@@ -40,6 +40,7 @@ use crate::telemetry::Metrics;
 
 use super::pauses::{PauseReason, Pauses};
 use super::registry::RegistryClient;
+use super::resting::Resting;
 
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
@@ -272,6 +273,9 @@ pub struct IngestParts {
     pub client: ClientConfig,
     pub group_id: String,
     pub topics: IngestTopics,
+    /// Topics whose idle partitions rest between fetches, and for how long (see
+    /// [`super::resting`]).
+    pub rests: Vec<(String, Duration)>,
     pub decoder: EventDecoder,
     pub table: Arc<SubscriptionTable>,
     pub dispatcher: Arc<Dispatcher>,
@@ -299,6 +303,7 @@ pub struct Ingest {
     max_in_flight: usize,
     readiness: Arc<Readiness>,
     pauses: Pauses,
+    resting: Resting,
     held: HashMap<TopicPartition, VecDeque<Held>>,
     blocked: HashMap<TopicPartition, Blocked>,
     /// Partitions that waited [`ENDPOINT_WAIT_LIMIT`] for an endpoint: the record they wait
@@ -364,6 +369,7 @@ impl Ingest {
             max_in_flight: parts.max_in_flight.max(1),
             readiness: parts.readiness,
             pauses: Pauses::default(),
+            resting: Resting::new(parts.rests),
             held: HashMap::new(),
             blocked: HashMap::new(),
             impatient: HashSet::new(),
@@ -459,6 +465,7 @@ impl Ingest {
     }
 
     fn on_assigned(&mut self, assigned: Vec<TopicPartition>) {
+        self.resting.assign(&assigned, Instant::now());
         self.pauses.assign(assigned);
         self.sync_pauses();
     }
@@ -476,10 +483,16 @@ impl Ingest {
             }
         }
         self.pauses.revoke(revoked);
+        self.resting.revoke(revoked);
     }
 
     fn handle(&mut self, msg: &BorrowedMessage<'_>) {
         let tp = TopicPartition::new(msg.topic(), msg.partition());
+        if self.resting.saw_record(&tp, Instant::now()) {
+            // Fetched as it was put to rest: it has records, so it fetches on.
+            self.pauses.set(&tp, PauseReason::Resting, false);
+            self.sync_pauses();
+        }
         if self.pauses.is_paused(&tp) && !self.held.contains_key(&tp) {
             // Arrived as the partition was being paused: keep it in Kafka for later.
             self.seek_back(&tp, msg.offset());
@@ -887,6 +900,14 @@ impl Ingest {
             .collect();
         for tp in due {
             self.release_due(&tp);
+        }
+        // Quiet partitions: rest the idle ones, fetch the rested ones again.
+        let (held, pauses) = (&self.held, &self.pauses);
+        let changes = self.resting.due(Instant::now(), |tp| {
+            held.contains_key(tp) || pauses.is_paused_except(tp, PauseReason::Resting)
+        });
+        for (tp, rest) in changes {
+            self.pauses.set(&tp, PauseReason::Resting, rest);
         }
         self.sync_pauses();
         if self.last_commit.elapsed() >= COMMIT_EVERY {

@@ -26,6 +26,9 @@ pub enum PauseReason {
     SchemaRegistry,
     /// Shutting down.
     Stopping,
+    /// A retry tier or requests partition that yielded nothing for a while, between looks
+    /// (see [`super::resting`]).
+    Resting,
 }
 
 impl PauseReason {
@@ -36,6 +39,7 @@ impl PauseReason {
         PauseReason::TableStopped,
         PauseReason::SchemaRegistry,
         PauseReason::Stopping,
+        PauseReason::Resting,
     ];
 
     /// The label of `hookrelay_paused_partitions`.
@@ -47,6 +51,7 @@ impl PauseReason {
             PauseReason::TableStopped => "table_stopped",
             PauseReason::SchemaRegistry => "schema_registry",
             PauseReason::Stopping => "stopping",
+            PauseReason::Resting => "resting",
         }
     }
 }
@@ -123,6 +128,15 @@ impl Pauses {
         !self.global.is_empty() || self.local.get(tp).is_some_and(|r| !r.is_empty())
     }
 
+    /// Whether the partition should be held for a reason other than `reason`.
+    pub fn is_paused_except(&self, tp: &TopicPartition, reason: PauseReason) -> bool {
+        !self.global.is_empty()
+            || self
+                .local
+                .get(tp)
+                .is_some_and(|r| r.iter().any(|&other| other != reason))
+    }
+
     /// The calls that bring the consumer to the wanted state; records them as made.
     pub fn changes(&mut self) -> Changes {
         let mut out = Changes::default();
@@ -197,6 +211,12 @@ mod tests {
     }
 
     #[test]
+    fn every_reason_has_its_metric_label() {
+        let labels: Vec<&str> = PauseReason::ALL.iter().map(|r| r.as_str()).collect();
+        assert_eq!(labels, crate::telemetry::metrics::PAUSE_REASONS);
+    }
+
+    #[test]
     fn a_partition_resumes_only_when_every_reason_is_gone() {
         let mut p = Pauses::default();
         p.assign([tp(0), tp(1)]);
@@ -220,8 +240,17 @@ mod tests {
                 (PauseReason::TableStopped, 0),
                 (PauseReason::SchemaRegistry, 0),
                 (PauseReason::Stopping, 0),
+                (PauseReason::Resting, 0),
             ]
         );
+        assert!(p.is_paused_except(&tp(0), PauseReason::Resting));
+        p.set(&tp(1), PauseReason::Resting, true);
+        assert!(
+            !p.is_paused_except(&tp(1), PauseReason::Resting),
+            "resting is its only reason"
+        );
+        p.set_global(PauseReason::Stopping, true);
+        assert!(p.is_paused_except(&tp(1), PauseReason::Resting));
     }
 
     #[test]

@@ -63,6 +63,7 @@ pub const PAUSE_REASONS: &[&str] = &[
     "table_stopped",
     "schema_registry",
     "stopping",
+    "resting",
 ];
 
 /// Why the customer API queued a delivery (label of `hookrelay_api_redeliveries_total`).

@@ -114,6 +114,17 @@ async fn a_receiver_failing_twice_gets_attempts_at_the_tier_times_and_the_input_
         app.metric("hookrelay_deliveries_total", "outcome=\"delivered\""),
         1.0
     );
+    // The attempts above kept their schedule although the tiers' idle partitions rest
+    // between fetches (a tenth of each delay here); they do rest.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while app.metric("hookrelay_paused_partitions", "reason=\"resting\"") < 1.0 {
+        assert!(
+            Instant::now() < deadline,
+            "no idle tier partition rests: {}",
+            app.metrics_text()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     app.stop().await.expect("clean stop");
 }
 
