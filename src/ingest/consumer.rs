@@ -10,7 +10,7 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -40,7 +40,7 @@ use crate::telemetry::Metrics;
 
 use super::pauses::{PauseReason, Pauses};
 use super::registry::RegistryClient;
-use super::resting::Resting;
+use super::resting::{self, Resting};
 
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
@@ -75,6 +75,9 @@ pub struct IngestContext {
     readiness: Arc<Readiness>,
     /// Set when an asynchronous commit failed, so the loop commits everything again.
     commit_failed: AtomicBool,
+    /// The slowest broker's p99 round trip in the last statistics interval, in µs: how long
+    /// a quiet partition is looked at before it rests depends on it.
+    slowest_round_trip_us: AtomicU64,
 }
 
 impl ClientContext for IngestContext {
@@ -97,6 +100,16 @@ impl ClientContext for IngestContext {
                 warn!("no broker is reachable");
             }
         }
+        let slowest = stats
+            .brokers
+            .values()
+            .filter(|b| b.nodeid >= 0)
+            .filter_map(|b| b.rtt.as_ref())
+            .filter(|rtt| rtt.cnt > 0)
+            .map(|rtt| rtt.p99.max(0) as u64)
+            .max()
+            .unwrap_or(0);
+        self.slowest_round_trip_us.store(slowest, Ordering::Relaxed);
         for (topic, t) in &stats.topics {
             for (partition, p) in &t.partitions {
                 // -1 is librdkafka's internal "unassigned" partition; lag -1 means unknown.
@@ -338,6 +351,7 @@ impl Ingest {
             assigned_tx,
             readiness: parts.readiness.clone(),
             commit_failed: AtomicBool::new(false),
+            slowest_round_trip_us: AtomicU64::new(0),
         };
         let consumer: StreamConsumer<IngestContext> =
             consumer_config(parts.client, &parts.group_id)
@@ -902,10 +916,18 @@ impl Ingest {
             self.release_due(&tp);
         }
         // Quiet partitions: rest the idle ones, fetch the rested ones again.
+        let round_trip = Duration::from_micros(
+            self.consumer
+                .context()
+                .slowest_round_trip_us
+                .load(Ordering::Relaxed),
+        );
         let (held, pauses) = (&self.held, &self.pauses);
-        let changes = self.resting.due(Instant::now(), |tp| {
-            held.contains_key(tp) || pauses.is_paused_except(tp, PauseReason::Resting)
-        });
+        let changes = self
+            .resting
+            .due(Instant::now(), resting::look_for(round_trip), |tp| {
+                held.contains_key(tp) || pauses.is_paused_except(tp, PauseReason::Resting)
+            });
         for (tp, rest) in changes {
             self.pauses.set(&tp, PauseReason::Resting, rest);
         }

@@ -4,8 +4,12 @@
 //! librdkafka 2.12 keeps no fetch session, so every fetch request lists every partition the
 //! member fetches, and the broker reads each one, every `fetch.wait.max.ms`. Most of those
 //! partitions are retry tiers and the requests topic, which are empty nearly all the time:
-//! with the shipped layout 66 of 78. A partition of such a topic that yielded nothing for
-//! [`IDLE`] is paused for its topic's rest and then fetched again.
+//! with the shipped layout 66 of 78. A partition of such a topic that yielded nothing for a
+//! look is paused for its topic's rest and then fetched again.
+//!
+//! A look lasts long enough for a fetch to come back: [`IDLE`], or three of the slowest
+//! broker's round trips when they are slower (a slow broker must not keep a tier unread by
+//! answering only after each look ended).
 //!
 //! What resting costs: a record written to a resting partition is read up to one rest later.
 //! A retry tier rests a tenth of its delay (at most [`MAX_TIER_REST`]), so its records are
@@ -29,6 +33,12 @@ pub const MAX_TIER_REST: Duration = Duration::from_secs(5);
 const MIN_REST: Duration = Duration::from_millis(200);
 /// The rest of the requests topic: a customer's test event waits at most this for it.
 pub const REQUESTS_REST: Duration = Duration::from_millis(250);
+
+/// How long a quiet partition is looked at, given the slowest broker's recent round trip (a
+/// fetch's included).
+pub fn look_for(slowest_round_trip: Duration) -> Duration {
+    IDLE.max(slowest_round_trip.saturating_mul(3))
+}
 
 /// The rest of a retry tier with this delay, if it rests at all.
 pub fn tier_rest(delay: Duration) -> Option<Duration> {
@@ -92,12 +102,13 @@ impl Resting {
         }
     }
 
-    /// Advances the clock. `held` says which partitions are paused for another reason
-    /// (they are not idle, only waiting). Returns the partitions to rest (`true`) and to
-    /// fetch again (`false`).
+    /// Advances the clock. A partition that yielded nothing for `look` rests; `held` says
+    /// which partitions are paused for another reason (they are not idle, only waiting).
+    /// Returns the partitions to rest (`true`) and to fetch again (`false`).
     pub fn due(
         &mut self,
         now: Instant,
+        look: Duration,
         held: impl Fn(&TopicPartition) -> bool,
     ) -> Vec<(TopicPartition, bool)> {
         let mut out = Vec::new();
@@ -109,7 +120,7 @@ impl Resting {
                 }
                 State::Resting { .. } => {}
                 State::Looking { .. } if held(tp) => *state = State::Looking { since: now },
-                State::Looking { since } if now.duration_since(since) >= IDLE => {
+                State::Looking { since } if now.duration_since(since) >= look => {
                     let rest = self.rests.get(&*tp.topic).copied().unwrap_or_default();
                     *state = State::Resting { until: now + rest };
                     out.push((tp.clone(), true));
@@ -156,24 +167,27 @@ mod tests {
     #[test]
     fn an_idle_quiet_partition_rests_then_looks_again() {
         let (mut r, t0) = resting();
-        assert!(r.due(t0 + ms(150), |_| false).is_empty(), "not idle yet");
+        assert!(
+            r.due(t0 + ms(150), IDLE, |_| false).is_empty(),
+            "not idle yet"
+        );
         assert_eq!(
-            sorted(r.due(t0 + IDLE, |_| false)),
+            sorted(r.due(t0 + IDLE, IDLE, |_| false)),
             vec![(tp("tier", 0), true), (tp("tier", 1), true)],
             "only the quiet topic's partitions rest"
         );
         assert_eq!(r.resting(), 2);
-        assert!(r.due(t0 + IDLE + ms(999), |_| false).is_empty());
+        assert!(r.due(t0 + IDLE + ms(999), IDLE, |_| false).is_empty());
         let back = t0 + IDLE + ms(1000);
         assert_eq!(
-            sorted(r.due(back, |_| false)),
+            sorted(r.due(back, IDLE, |_| false)),
             vec![(tp("tier", 0), false), (tp("tier", 1), false)]
         );
         assert!(
-            r.due(back + IDLE - ms(1), |_| false).is_empty(),
+            r.due(back + IDLE - ms(1), IDLE, |_| false).is_empty(),
             "each look lasts a whole idle window"
         );
-        assert_eq!(r.due(back + IDLE, |_| false).len(), 2);
+        assert_eq!(r.due(back + IDLE, IDLE, |_| false).len(), 2);
     }
 
     #[test]
@@ -181,7 +195,7 @@ mod tests {
         let (mut r, t0) = resting();
         for step in 1..=20 {
             assert!(!r.saw_record(&tp("tier", 0), t0 + ms(100 * step)));
-            let changes = r.due(t0 + ms(100 * step + 50), |_| false);
+            let changes = r.due(t0 + ms(100 * step + 50), IDLE, |_| false);
             assert!(
                 !changes.contains(&(tp("tier", 0), true)),
                 "rested at step {step} though records kept coming"
@@ -192,15 +206,15 @@ mod tests {
     #[test]
     fn a_record_wakes_a_resting_partition() {
         let (mut r, t0) = resting();
-        r.due(t0 + IDLE, |_| false);
+        r.due(t0 + IDLE, IDLE, |_| false);
         assert!(r.saw_record(&tp("tier", 1), t0 + IDLE + ms(10)));
         assert_eq!(r.resting(), 1);
         assert!(
-            r.due(t0 + IDLE + ms(100), |_| false).is_empty(),
+            r.due(t0 + IDLE + ms(100), IDLE, |_| false).is_empty(),
             "the woken partition looks for a whole idle window"
         );
         assert_eq!(
-            sorted(r.due(t0 + IDLE + ms(1000), |_| false)),
+            sorted(r.due(t0 + IDLE + ms(1000), IDLE, |_| false)),
             vec![(tp("tier", 0), false), (tp("tier", 1), true)]
         );
     }
@@ -209,11 +223,14 @@ mod tests {
     fn a_partition_paused_for_another_reason_is_not_idle() {
         let (mut r, t0) = resting();
         let held = |t: &TopicPartition| *t == tp("tier", 1);
-        assert_eq!(r.due(t0 + ms(5000), held), vec![(tp("tier", 0), true)]);
-        // Its head went out at 5 s: it gets a whole look from then.
-        assert!(r.due(t0 + ms(5100), |_| false).is_empty());
         assert_eq!(
-            r.due(t0 + ms(5000) + IDLE, |_| false),
+            r.due(t0 + ms(5000), IDLE, held),
+            vec![(tp("tier", 0), true)]
+        );
+        // Its head went out at 5 s: it gets a whole look from then.
+        assert!(r.due(t0 + ms(5100), IDLE, |_| false).is_empty());
+        assert_eq!(
+            r.due(t0 + ms(5000) + IDLE, IDLE, |_| false),
             vec![(tp("tier", 1), true)]
         );
     }
@@ -221,13 +238,30 @@ mod tests {
     #[test]
     fn revoked_partitions_are_forgotten_and_reassigned_ones_look_first() {
         let (mut r, t0) = resting();
-        r.due(t0 + IDLE, |_| false);
+        r.due(t0 + IDLE, IDLE, |_| false);
         r.revoke(&[tp("tier", 0)]);
         assert_eq!(r.resting(), 1);
         let later = t0 + ms(600);
         r.assign(&[tp("tier", 0)], later);
-        assert!(r.due(later + ms(100), |_| false).is_empty());
+        assert!(r.due(later + ms(100), IDLE, |_| false).is_empty());
         assert!(!r.saw_record(&tp("events", 0), later), "events never rest");
+    }
+
+    #[test]
+    fn a_slow_broker_gets_longer_looks() {
+        assert_eq!(
+            look_for(ms(4)),
+            IDLE,
+            "a healthy broker answers well within it"
+        );
+        assert_eq!(look_for(ms(400)), ms(1200));
+        let (mut r, t0) = resting();
+        let look = look_for(ms(400));
+        assert!(
+            r.due(t0 + ms(1100), look, |_| false).is_empty(),
+            "a fetch may still be on its way"
+        );
+        assert_eq!(r.due(t0 + ms(1200), look, |_| false).len(), 2);
     }
 
     #[test]

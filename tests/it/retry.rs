@@ -425,3 +425,77 @@ async fn an_undecodable_retry_record_is_kept_on_the_dead_letter_topic_byte_for_b
     assert_eq!(committed, end, "its offset is settled");
     app.stop().await.expect("clean stop");
 }
+
+/// Idle tier partitions rest and are looked at again now and then; a broker that answers a
+/// fetch only after such a look would end must still have the tier read. The broker is
+/// librdkafka's mock cluster: the one broker here that can be made slow on purpose.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_broker_still_has_resting_tiers_read() {
+    use rdkafka::mocking::MockCluster;
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+
+    let cluster = MockCluster::new(1).expect("mock cluster");
+    let tiers = [5];
+    let (mut config, _dir) = test_config(&tiers, &[]);
+    config.kafka.bootstrap_servers = cluster.bootstrap_servers();
+    for spec in hookrelay::kafka::topics::topic_specs(&config) {
+        cluster
+            .create_topic(&spec.name, spec.partitions, 1)
+            .expect("mock topic");
+    }
+    let producer: FutureProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", cluster.bootstrap_servers())
+        .create()
+        .expect("producer");
+    let receiver = Receiver::start().await;
+    let url = receiver.endpoint(
+        "s",
+        Behavior::FailTimes {
+            times: 1,
+            status: 503,
+        },
+    );
+    let ep = endpoint("ep_s", "acc_s", &url, &[], &secret());
+    hookrelay::subscriptions::publish(&producer, &config.topics.subscriptions, &ep)
+        .await
+        .expect("publish endpoint");
+    let app = RunningApp::start(config.clone()).await;
+    // Every answer now takes 400 ms: twice the look a healthy broker gets.
+    cluster
+        .broker_round_trip_time(1, Duration::from_millis(400))
+        .expect("slow broker");
+    // Let librdkafka's statistics (every 2 s) see the slow answers and the tier rest.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let payload = hookrelay::event::encode_json(&crate::delivery::event(
+        1,
+        "acc_s",
+        EventType::LicenseActivated,
+    ));
+    producer
+        .send(
+            FutureRecord::to(&config.topics.events)
+                .key("acc_s")
+                .payload(&payload),
+            Duration::from_secs(30),
+        )
+        .await
+        .expect("produce");
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while receiver.received().len() < 2 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let received = receiver.received();
+    // Stopped before asserting: a mock cluster dropped under a running client never returns.
+    app.stop().await.expect("clean stop");
+    assert_eq!(
+        received.len(),
+        2,
+        "the retry was not read from its tier within a minute"
+    );
+    check_gaps(
+        &[received[0].at, received[1].at],
+        &tiers,
+        Duration::from_secs(5),
+    );
+}
