@@ -76,7 +76,7 @@ async fn start_sinks(sinks: Sinks) -> std::net::SocketAddr {
                 async move {
                     s.healthy.fetch_add(1, Ordering::Relaxed);
                     // A batch body carries several events; count them without parsing JSON.
-                    let events = memchr_count(&body, b"\"id\":\"evt_").max(1);
+                    let events = count_occurrences(&body, b"\"id\":\"evt_").max(1);
                     s.healthy_events.fetch_add(events as u64, Ordering::Relaxed);
                     "ok"
                 }
@@ -99,7 +99,8 @@ async fn start_sinks(sinks: Sinks) -> std::net::SocketAddr {
     addr
 }
 
-fn memchr_count(hay: &[u8], needle: &[u8]) -> usize {
+/// How many times `needle` occurs in `hay` (the needles counted here cannot overlap).
+fn count_occurrences(hay: &[u8], needle: &[u8]) -> usize {
     hay.windows(needle.len()).filter(|w| *w == needle).count()
 }
 

@@ -71,7 +71,7 @@ async fn start_sink(sink: Sink) -> std::net::SocketAddr {
                     samples.push(((sent / 1_000_000) as u32, latency));
                     found += 1;
                 }
-                let warm = super::memchr_count(&body, b"\"id\":\"evt_w");
+                let warm = super::count_occurrences(&body, b"\"id\":\"evt_w");
                 sink.warm_up.fetch_add(warm as u64, Ordering::Relaxed);
                 sink.requests.fetch_add(1, Ordering::Relaxed);
                 sink.deliveries.fetch_add(found, Ordering::Relaxed);
