@@ -15,7 +15,9 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::subscriptions::follower::{FollowerContext, retry_transient};
+use crate::kafka::assign::{
+    FollowerContext, PartitionsError, follower_config, retry_transient, topic_partitions,
+};
 
 use super::store::{ApiStore, Consumed, Source, StoreError};
 
@@ -182,16 +184,10 @@ impl CatchUp {
 }
 
 fn assign_all(
-    mut client: ClientConfig,
+    client: ClientConfig,
     topics: &[(Source, String)],
     store: &ApiStore,
 ) -> Result<(BaseConsumer<FollowerContext>, CatchUp), FollowerError> {
-    client
-        .set("group.id", UNJOINED_GROUP)
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false")
-        .set("enable.partition.eof", "true")
-        .set("auto.offset.reset", "earliest");
     let kafka = |action: &'static str, topic: &str| {
         let topic = topic.to_owned();
         move |source| FollowerError::Kafka {
@@ -200,7 +196,7 @@ fn assign_all(
             source: Box::new(source),
         }
     };
-    let consumer: BaseConsumer<FollowerContext> = client
+    let consumer: BaseConsumer<FollowerContext> = follower_config(client, UNJOINED_GROUP)
         .create_with_context(FollowerContext { what: "API store" })
         .map_err(kafka("consumer creation", &topics[0].1))?;
     let mut tpl = TopicPartitionList::new();
@@ -209,18 +205,13 @@ fn assign_all(
         done: BTreeMap::new(),
     };
     for (_, topic) in topics {
-        let metadata = retry_transient(|| consumer.fetch_metadata(Some(topic), METADATA_TIMEOUT))
-            .map_err(kafka("metadata request", topic))?;
-        let partitions: Vec<i32> = match metadata.topics().iter().find(|t| t.name() == topic) {
-            Some(t) if t.error().is_none() && !t.partitions().is_empty() => {
-                t.partitions().iter().map(|p| p.id()).collect()
-            }
-            _ => {
-                return Err(FollowerError::TopicMissing {
+        let partitions =
+            topic_partitions(&consumer, topic, METADATA_TIMEOUT).map_err(|e| match e {
+                PartitionsError::Kafka(source) => kafka("metadata request", topic)(source),
+                PartitionsError::Missing { .. } => FollowerError::TopicMissing {
                     topic: topic.clone(),
-                });
-            }
-        };
+                },
+            })?;
         let stored = store.offsets(topic)?;
         for partition in partitions {
             let (_low, high) =

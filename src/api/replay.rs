@@ -20,9 +20,9 @@ use rdkafka::error::KafkaError;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
 use crate::delivery::{DeadLetterReason, now_ms};
+use crate::kafka::assign::{PartitionsError, retry_transient, topic_partitions};
 use crate::records::DeliveryEnvelope;
 use crate::subscriptions::Endpoint;
-use crate::subscriptions::follower::retry_transient;
 
 use super::auth::Caller;
 use super::deliveries::{Redelivery, enqueue};
@@ -320,17 +320,10 @@ fn assign_range(
     since_ms: i64,
 ) -> Result<BTreeMap<i32, i64>, ReplayError> {
     let kafka = |action| move |source| ReplayError::Kafka { action, source };
-    let metadata = retry_transient(|| consumer.fetch_metadata(Some(topic), METADATA_TIMEOUT))
-        .map_err(kafka("metadata request"))?;
-    let partitions: Vec<i32> = metadata
-        .topics()
-        .iter()
-        .find(|t| t.name() == topic && t.error().is_none())
-        .map(|t| t.partitions().iter().map(|p| p.id()).collect())
-        .unwrap_or_default();
-    if partitions.is_empty() {
-        return Err(ReplayError::TopicMissing(topic.to_owned()));
-    }
+    let partitions = topic_partitions(consumer, topic, METADATA_TIMEOUT).map_err(|e| match e {
+        PartitionsError::Kafka(source) => kafka("metadata request")(source),
+        PartitionsError::Missing { .. } => ReplayError::TopicMissing(topic.to_owned()),
+    })?;
     let mut wanted = TopicPartitionList::new();
     for &p in &partitions {
         wanted

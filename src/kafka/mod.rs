@@ -1,6 +1,8 @@
 //! Kafka client configuration shared by every client hookrelay creates, the start-up
-//! connectivity check, and topic administration.
+//! connectivity check, topic administration, and what the consumers that assign their own
+//! partitions share ([`assign`]).
 
+pub mod assign;
 pub mod probe;
 pub mod topics;
 

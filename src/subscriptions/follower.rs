@@ -17,6 +17,10 @@ use tokio::task::JoinHandle;
 
 use crate::ids::{AccountId, EndpointId};
 
+use crate::kafka::assign::{
+    FollowerContext, PartitionsError, follower_config, retry_transient, topic_partitions,
+};
+
 use super::endpoint::{Endpoint, EndpointError, decode_record, encode_endpoint};
 use super::join::fan_out;
 use super::status::{EndpointStatus, encode_status, status_key};
@@ -412,7 +416,7 @@ fn valid_topic_name(topic: &str) -> bool {
 /// Creates the consumer, reads the high watermarks and assigns every partition at its
 /// stored offset. Blocking.
 fn assign_all(
-    mut client: ClientConfig,
+    client: ClientConfig,
     topic: &str,
     store: &Store,
 ) -> Result<(BaseConsumer<FollowerContext>, CatchUp), SubscriptionError> {
@@ -424,36 +428,18 @@ fn assign_all(
             source: Box::new(source),
         }
     };
-    // Every instance reads everything: partitions are assigned, never subscribed, and
-    // nothing is committed; the offsets live in RocksDB with the data. librdkafka wants a
-    // group id even for `assign`, but one that is never joined or committed to is never
-    // seen by the broker. EOF events tell when a partition is drained.
-    client
-        .set("group.id", UNJOINED_GROUP)
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false")
-        .set("enable.partition.eof", "true")
-        .set("auto.offset.reset", "earliest");
-    let consumer: BaseConsumer<FollowerContext> = client
+    let consumer: BaseConsumer<FollowerContext> = follower_config(client, UNJOINED_GROUP)
         .create_with_context(FollowerContext {
             what: "subscriptions",
         })
         .map_err(kafka("consumer creation"))?;
-
-    let metadata = consumer
-        .fetch_metadata(Some(topic), METADATA_TIMEOUT)
-        .map_err(kafka("metadata request"))?;
-    let partitions: Vec<i32> = match metadata.topics().iter().find(|t| t.name() == topic) {
-        Some(t) if t.error().is_none() && !t.partitions().is_empty() => {
-            t.partitions().iter().map(|p| p.id()).collect()
-        }
-        other => {
-            return Err(SubscriptionError::TopicMissing {
-                topic: topic.to_owned(),
-                code: other.and_then(|t| t.error()).map(RDKafkaErrorCode::from),
-            });
-        }
-    };
+    let partitions = topic_partitions(&consumer, topic, METADATA_TIMEOUT).map_err(|e| match e {
+        PartitionsError::Kafka(source) => kafka("metadata request")(source),
+        PartitionsError::Missing { code } => SubscriptionError::TopicMissing {
+            topic: topic.to_owned(),
+            code,
+        },
+    })?;
 
     let stored = store.offsets()?;
     let mut targets = BTreeMap::new();
@@ -481,65 +467,6 @@ fn assign_all(
     consumer.assign(&tpl).map_err(kafka("assignment"))?;
     Ok((consumer, CatchUp::new(targets, stored)))
 }
-
-/// How long start-up keeps asking when the cluster answers with a transient error (a leader
-/// election after a broker restart, a topic created a moment ago).
-const TRANSIENT_RETRY_FOR: Duration = Duration::from_secs(30);
-
-/// Runs a blocking metadata request again while it fails with an error that clears by
-/// itself (no leader yet, leader moved), for at most [`TRANSIENT_RETRY_FOR`].
-pub(crate) fn retry_transient<T>(
-    mut request: impl FnMut() -> Result<T, KafkaError>,
-) -> Result<T, KafkaError> {
-    let deadline = Instant::now() + TRANSIENT_RETRY_FOR;
-    loop {
-        match request() {
-            Err(e) if is_transient(&e) && Instant::now() < deadline => {
-                tracing::debug!(error = %e, "transient metadata error; asking again");
-                std::thread::sleep(Duration::from_millis(250));
-            }
-            other => return other,
-        }
-    }
-}
-
-fn is_transient(e: &KafkaError) -> bool {
-    matches!(
-        e.rdkafka_error_code(),
-        Some(
-            RDKafkaErrorCode::NotLeaderForPartition
-                | RDKafkaErrorCode::LeaderNotAvailable
-                | RDKafkaErrorCode::UnknownTopicOrPartition
-                | RDKafkaErrorCode::NotCoordinator
-                | RDKafkaErrorCode::BrokerNotAvailable
-                | RDKafkaErrorCode::RequestTimedOut
-                | RDKafkaErrorCode::NetworkException
-        )
-    )
-}
-
-/// The follower consumer's context. librdkafka also reports the end of a partition as a
-/// client-wide error event; with `enable.partition.eof` on, that is expected, not an error
-/// worth a log line. The API store's follower uses it too, named by `what`.
-pub struct FollowerContext {
-    pub what: &'static str,
-}
-
-impl rdkafka::ClientContext for FollowerContext {
-    fn error(&self, error: KafkaError, reason: &str) {
-        let eof = matches!(
-            error,
-            KafkaError::PartitionEOF(_) | KafkaError::Global(RDKafkaErrorCode::PartitionEOF)
-        );
-        if eof {
-            tracing::trace!(follower = self.what, %reason, "partition drained");
-        } else {
-            tracing::warn!(follower = self.what, %error, %reason, "follower consumer error");
-        }
-    }
-}
-
-impl rdkafka::consumer::ConsumerContext for FollowerContext {}
 
 /// The follower loop: poll, decode, apply in batches, track the catch-up. Blocking; runs
 /// until [`SubscriptionTable::shutdown`] (or the table is dropped) or a store failure.
