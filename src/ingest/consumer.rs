@@ -100,7 +100,8 @@ impl ClientContext for IngestContext {
                 warn!("no broker is reachable");
             }
         }
-        let slowest = stats
+        // An interval without any answer (a broker slower than it, or down) keeps the last.
+        if let Some(slowest) = stats
             .brokers
             .values()
             .filter(|b| b.nodeid >= 0)
@@ -108,8 +109,9 @@ impl ClientContext for IngestContext {
             .filter(|rtt| rtt.cnt > 0)
             .map(|rtt| rtt.p99.max(0) as u64)
             .max()
-            .unwrap_or(0);
-        self.slowest_round_trip_us.store(slowest, Ordering::Relaxed);
+        {
+            self.slowest_round_trip_us.store(slowest, Ordering::Relaxed);
+        }
         for (topic, t) in &stats.topics {
             for (partition, p) in &t.partitions {
                 // -1 is librdkafka's internal "unassigned" partition; lag -1 means unknown.

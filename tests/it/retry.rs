@@ -465,7 +465,12 @@ async fn a_slow_broker_still_has_resting_tiers_read() {
         .broker_round_trip_time(1, Duration::from_millis(400))
         .expect("slow broker");
     // Let librdkafka's statistics (every 2 s) see the slow answers and the tier rest.
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    let resting = || app.metric("hookrelay_paused_partitions", "reason=\"resting\"") >= 1.0;
+    let mut rested = false;
+    for _ in 0..50 {
+        rested |= resting();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let payload = hookrelay::event::encode_json(&crate::delivery::event(
         1,
         "acc_s",
@@ -483,11 +488,13 @@ async fn a_slow_broker_still_has_resting_tiers_read() {
 
     let deadline = Instant::now() + Duration::from_secs(60);
     while receiver.received().len() < 2 && Instant::now() < deadline {
+        rested |= resting();
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let received = receiver.received();
     // Stopped before asserting: a mock cluster dropped under a running client never returns.
     app.stop().await.expect("clean stop");
+    assert!(rested, "the tier never rested, so this proves nothing");
     assert_eq!(
         received.len(),
         2,
