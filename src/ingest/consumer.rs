@@ -19,7 +19,7 @@ use rdkafka::consumer::{
 };
 use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::message::{BorrowedMessage, Message};
-use rdkafka::statistics::Statistics;
+use rdkafka::statistics::{Statistics, Window};
 use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, error, info, warn};
@@ -101,14 +101,8 @@ impl ClientContext for IngestContext {
             }
         }
         // An interval without any answer (a broker slower than it, or down) keeps the last.
-        if let Some(slowest) = stats
-            .brokers
-            .values()
-            .filter(|b| b.nodeid >= 0)
-            .filter_map(|b| b.rtt.as_ref())
-            .filter(|rtt| rtt.cnt > 0)
-            .map(|rtt| rtt.p99.max(0) as u64)
-            .max()
+        if let Some(slowest) =
+            slowest_round_trip_us(stats.brokers.values().map(|b| (b.nodeid, b.rtt.as_ref())))
         {
             self.slowest_round_trip_us.store(slowest, Ordering::Relaxed);
         }
@@ -133,6 +127,20 @@ fn any_broker_up<'a>(brokers: impl IntoIterator<Item = (i32, &'a str)>) -> bool 
     brokers
         .into_iter()
         .any(|(nodeid, state)| nodeid >= 0 && state == "UP")
+}
+
+/// The slowest broker's p99 round trip in µs, from librdkafka's statistics as (node id,
+/// round-trip window): brokers proper only (not the bootstrap entries), and only windows
+/// that hold answers. `None` when no broker answered in the interval.
+fn slowest_round_trip_us<'a>(
+    brokers: impl IntoIterator<Item = (i32, Option<&'a Window>)>,
+) -> Option<u64> {
+    brokers
+        .into_iter()
+        .filter(|(nodeid, _)| *nodeid >= 0)
+        .filter_map(|(_, rtt)| rtt.filter(|w| w.cnt > 0))
+        .map(|w| w.p99.max(0) as u64)
+        .max()
 }
 
 impl ConsumerContext for IngestContext {
@@ -924,11 +932,12 @@ impl Ingest {
                 .slowest_round_trip_us
                 .load(Ordering::Relaxed),
         );
-        let (held, pauses) = (&self.held, &self.pauses);
+        // Paused for another reason (a held retry head among them) is waiting, not idle.
+        let pauses = &self.pauses;
         let changes = self
             .resting
             .due(Instant::now(), resting::look_for(round_trip), |tp| {
-                held.contains_key(tp) || pauses.is_paused_except(tp, PauseReason::Resting)
+                pauses.is_paused_except(tp, PauseReason::Resting)
             });
         for (tp, rest) in changes {
             self.pauses.set(&tp, PauseReason::Resting, rest);
@@ -1049,5 +1058,29 @@ mod tests {
             (3, "AUTH")
         ]));
         assert!(!any_broker_up([]));
+    }
+
+    #[test]
+    fn the_slowest_round_trip_counts_brokers_that_answered() {
+        let window = |p99, cnt| Window {
+            p99,
+            cnt,
+            ..Window::default()
+        };
+        let (fast, slow, silent) = (window(6_000, 40), window(400_000, 3), window(0, 0));
+        assert_eq!(
+            slowest_round_trip_us([(1, Some(&fast)), (2, Some(&slow))]),
+            Some(400_000)
+        );
+        assert_eq!(
+            slowest_round_trip_us([(-1, Some(&slow)), (1, Some(&fast)), (2, Some(&silent))]),
+            Some(6_000),
+            "a bootstrap entry and a broker without answers do not count"
+        );
+        assert_eq!(
+            slowest_round_trip_us([(1, Some(&silent)), (2, None)]),
+            None,
+            "no answers: keep what was known"
+        );
     }
 }

@@ -131,8 +131,9 @@ impl Resting {
         out
     }
 
-    /// Partitions resting now.
-    pub fn resting(&self) -> usize {
+    /// Partitions resting now (the gauge counts them through [`super::pauses::Pauses`]).
+    #[cfg(test)]
+    fn resting(&self) -> usize {
         self.partitions
             .values()
             .filter(|s| matches!(s, State::Resting { .. }))

@@ -108,4 +108,4 @@ impl rdkafka::ClientContext for FollowerContext {
     }
 }
 
-impl rdkafka::consumer::ConsumerContext for FollowerContext {}
+impl ConsumerContext for FollowerContext {}
